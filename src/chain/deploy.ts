@@ -1,0 +1,155 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { getAddress, parseEther, parseUnits, zeroAddress, type Address, type Hash, type LocalAccount } from 'viem';
+import { OpenLedgerError } from '../errors.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+import type { ChainConnection } from './clients.ts';
+import { DevFaucetAbi, DevFaucetBytecode, OpenTokenAbi, OpenTokenBytecode } from './generated/contracts.ts';
+import { LOCAL_CHAIN_ID } from './local.ts';
+
+/** OPEN's fixed supply: one billion tokens of 18 decimals. */
+export const OPEN_TOTAL_SUPPLY = parseUnits('1000000000', 18);
+/** What the local faucet holds and hands out. */
+export const FAUCET_FUNDING = { open: parseUnits('10000000', 18), eth: parseEther('1000') };
+export const FAUCET_DRIP = { open: parseUnits('1000', 18), eth: parseEther('1'), cooldownSeconds: 60n };
+
+export interface Deployment {
+  chainId: number;
+  contracts: { OpenToken: Address; DevFaucet?: Address };
+  deployer: Address;
+  treasury: Address;
+  transactions: Record<string, Hash>;
+  blockNumber: string;
+  deployedAt: string;
+}
+
+export interface DeployOptions {
+  signer: LocalAccount;
+  /** Receives OPEN's whole supply; defaults to the signer. */
+  treasury?: Address;
+  onStep?: (step: string) => void;
+}
+
+/**
+ * Deploys the contract suite: the OPEN token (supply to the treasury) and, on the local chain
+ * only, a faucet funded with OPEN and ETH. Each step waits for its receipt, as it must on a real
+ * chain, and a reverted step fails the whole deployment with the step named.
+ */
+export async function deployContracts(conn: ChainConnection, options: DeployOptions): Promise<Deployment> {
+  const { publicClient } = conn;
+  const wallet = conn.walletFor(options.signer);
+  const treasury = options.treasury ?? options.signer.address;
+  const local = conn.chain.id === LOCAL_CHAIN_ID;
+  const transactions: Record<string, Hash> = {};
+  const step = async (name: string, send: () => Promise<Hash>) => {
+    options.onStep?.(name);
+    try {
+      const hash = await send();
+      transactions[name] = hash;
+      const receipt = await publicClient.waitForTransactionReceipt({ hash });
+      if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`);
+      return receipt;
+    } catch (cause) {
+      throw new OpenLedgerError('DEPLOY_FAILED', `Deployment step "${name}" failed: ${shortMessage(cause)}`, {
+        hint: 'Check that the deployer account holds enough native currency for gas.',
+        cause,
+      });
+    }
+  };
+
+  const token = await step('deploy OpenToken', () =>
+    wallet.deployContract({
+      abi: OpenTokenAbi,
+      bytecode: OpenTokenBytecode,
+      args: [treasury, OPEN_TOTAL_SUPPLY, zeroAddress, zeroAddress],
+    }),
+  );
+  const contracts: Deployment['contracts'] = { OpenToken: getAddress(token.contractAddress!) };
+  let lastBlock = token.blockNumber;
+
+  if (local) {
+    const faucet = await step('deploy DevFaucet', () =>
+      wallet.deployContract({
+        abi: DevFaucetAbi,
+        bytecode: DevFaucetBytecode,
+        args: [contracts.OpenToken, FAUCET_DRIP.open, FAUCET_DRIP.eth, FAUCET_DRIP.cooldownSeconds],
+      }),
+    );
+    contracts.DevFaucet = getAddress(faucet.contractAddress!);
+    if (treasury === options.signer.address) {
+      await step('fund DevFaucet with OPEN', () =>
+        wallet.writeContract({
+          address: contracts.OpenToken,
+          abi: OpenTokenAbi,
+          functionName: 'transfer',
+          args: [contracts.DevFaucet!, FAUCET_FUNDING.open],
+        }),
+      );
+    }
+    const funded = await step('fund DevFaucet with ETH', () =>
+      wallet.sendTransaction({ to: contracts.DevFaucet!, value: FAUCET_FUNDING.eth }),
+    );
+    lastBlock = funded.blockNumber;
+  }
+
+  return {
+    chainId: conn.chain.id,
+    contracts,
+    deployer: options.signer.address,
+    treasury,
+    transactions,
+    blockNumber: lastBlock.toString(),
+    deployedAt: new Date().toISOString(),
+  };
+}
+
+/** True when every recorded contract still has code on the chain (a reset chain has none). */
+export async function isDeploymentLive(conn: ChainConnection, deployment: Deployment): Promise<boolean> {
+  if (deployment.chainId !== conn.chain.id) return false;
+  for (const address of Object.values(deployment.contracts)) {
+    const code = await conn.publicClient.getCode({ address });
+    if (!code || code === '0x') return false;
+  }
+  return true;
+}
+
+export function deploymentFile(dataDir: string, chainId: number): string {
+  return path.join(dataDir, 'deployments', `${chainId}.json`);
+}
+
+export async function readDeployment(dataDir: string, chainId: number): Promise<Deployment | undefined> {
+  const text = await readFile(deploymentFile(dataDir, chainId), 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : (JSON.parse(text) as Deployment);
+}
+
+export async function writeDeployment(dataDir: string, deployment: Deployment): Promise<void> {
+  await writeFileAtomic(deploymentFile(dataDir, deployment.chainId), `${JSON.stringify(deployment, null, 2)}\n`);
+}
+
+/**
+ * Returns the recorded deployment when it is still on the chain; otherwise deploys (when a
+ * signer is at hand) and records it.
+ */
+export async function ensureDeployment(
+  conn: ChainConnection,
+  options: { dataDir: string; signer: LocalAccount | undefined; onStep?: (step: string) => void },
+): Promise<{ deployment: Deployment; deployedNow: boolean }> {
+  const recorded = await readDeployment(options.dataDir, conn.chain.id);
+  if (recorded && (await isDeploymentLive(conn, recorded))) return { deployment: recorded, deployedNow: false };
+  if (!options.signer) {
+    throw new OpenLedgerError('NOT_DEPLOYED', `The OpenLedger contracts are not deployed on chain ${conn.chain.id}.`, {
+      hint: 'Run `openledger deploy --rpc-url URL --private-key KEY` first, or set OPENLEDGER_PRIVATE_KEY so that `up` deploys them.',
+    });
+  }
+  const deployment = await deployContracts(conn, {
+    signer: options.signer,
+    ...(options.onStep ? { onStep: options.onStep } : {}),
+  });
+  await writeDeployment(options.dataDir, deployment);
+  return { deployment, deployedNow: true };
+}
+
+function shortMessage(error: unknown): string {
+  if (error && typeof error === 'object' && 'shortMessage' in error) return String(error.shortMessage);
+  return error instanceof Error ? error.message : String(error);
+}

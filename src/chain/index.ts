@@ -1,0 +1,19 @@
+export { DEV_ACCOUNT_COUNT, DEV_MNEMONIC, decryptKeystore, devAccount, resolveSigner } from './accounts.ts';
+export type { SignerOptions } from './accounts.ts';
+export { connectChain } from './clients.ts';
+export type { ChainConnection, ChainPublicClient, ChainWalletClient } from './clients.ts';
+export {
+  FAUCET_DRIP,
+  FAUCET_FUNDING,
+  OPEN_TOTAL_SUPPLY,
+  deployContracts,
+  deploymentFile,
+  ensureDeployment,
+  isDeploymentLive,
+  readDeployment,
+  writeDeployment,
+} from './deploy.ts';
+export type { Deployment } from './deploy.ts';
+export { LOCAL_CHAIN_ID, anvilBinaryPath, startLocalChain } from './local.ts';
+export type { LocalChain } from './local.ts';
+export { DevFaucetAbi, OpenTokenAbi } from './generated/contracts.ts';

@@ -1,0 +1,68 @@
+import type { LocalAccount } from 'viem';
+import { createSiweMessage } from 'viem/siwe';
+import { OpenLedgerError } from '../errors.ts';
+import { RemoteError } from './output.ts';
+
+export const DEFAULT_NODE_URL = 'http://127.0.0.1:7070';
+
+/** A small client for a running node's JSON API, used by the CLI commands. */
+export class NodeClient {
+  private bearer: string | undefined;
+
+  constructor(
+    readonly url: string,
+    options: { apiKey?: string | undefined } = {},
+  ) {
+    this.bearer = options.apiKey;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.url), {
+        method,
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(this.bearer ? { authorization: `Bearer ${this.bearer}` } : {}),
+        },
+        body: body === undefined ? null : JSON.stringify(body),
+        signal: AbortSignal.timeout(60_000),
+      });
+    } catch (cause) {
+      throw new OpenLedgerError('NODE_UNREACHABLE', `No OpenLedger node answers at ${this.url}.`, {
+        hint: 'Start one with `openledger up`, or point to it with --url or OPENLEDGER_URL.',
+        cause,
+      });
+    }
+    const text = await response.text();
+    const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+    if (!response.ok) {
+      const error = (parsed as { error?: { code: string; message: string } } | undefined)?.error;
+      throw new RemoteError(response.status, error ?? { code: 'INTERNAL', message: `HTTP ${response.status}` });
+    }
+    return parsed as T;
+  }
+
+  /** Signs in with Ethereum as `account` and uses the session for the following requests. */
+  async signIn(account: LocalAccount): Promise<{ address: string; token: string }> {
+    const [{ chainId }, { nonce }] = await Promise.all([
+      this.request<{ chainId: number }>('GET', '/api/status'),
+      this.request<{ nonce: string }>('GET', '/api/auth/nonce'),
+    ]);
+    const url = new URL(this.url);
+    const message = createSiweMessage({
+      domain: url.host,
+      uri: url.origin,
+      address: account.address,
+      chainId,
+      nonce,
+      version: '1',
+      statement: 'Sign in to this OpenLedger node from the command line.',
+      issuedAt: new Date(),
+    });
+    const signature = await account.signMessage({ message });
+    const session = await this.request<{ address: string; token: string }>('POST', '/api/auth/verify', { message, signature });
+    this.bearer = session.token;
+    return session;
+  }
+}

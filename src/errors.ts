@@ -1,0 +1,79 @@
+/**
+ * Every failure a caller can cause or act on is an `OpenLedgerError`: a stable machine-readable
+ * code, a one-line message that says what went wrong, and where useful a hint that says what to do.
+ * The HTTP status lives with the code, in one table, so the API, the CLI and the docs agree.
+ */
+export const ERROR_STATUS = {
+  VALIDATION_FAILED: 400,
+  BAD_REQUEST: 400,
+  UNAUTHENTICATED: 401,
+  INVALID_SIGNATURE: 401,
+  INVALID_API_KEY: 401,
+  SESSION_EXPIRED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  ROUTE_NOT_FOUND: 404,
+  FAUCET_UNAVAILABLE: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  LIMIT_EXCEEDED: 409,
+  NONCE_INVALID: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  FAUCET_COOLDOWN: 429,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  CHAIN_UNAVAILABLE: 503,
+  DATABASE_UNAVAILABLE: 503,
+  // Failures of the node's own setup; the CLI reports them, HTTP never does.
+  CONFIG_INVALID: 500,
+  NOT_DEPLOYED: 500,
+  DEPLOY_FAILED: 500,
+  CHAIN_START_FAILED: 500,
+  BLOB_NOT_FOUND: 404,
+  BLOB_CORRUPT: 500,
+  NODE_UNREACHABLE: 503,
+  SIGNER_REQUIRED: 400,
+  KEYSTORE_INVALID: 400,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface ErrorBody {
+  error: { code: ErrorCode | string; message: string; hint?: string; details?: unknown };
+}
+
+export class OpenLedgerError extends Error {
+  override readonly name = 'OpenLedgerError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly hint: string | undefined;
+  readonly details: unknown;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { hint?: string; details?: unknown; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    this.hint = options.hint;
+    this.details = options.details;
+  }
+
+  toJSON(): ErrorBody {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.hint === undefined ? {} : { hint: this.hint }),
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
+    };
+  }
+}
+
+export function isOpenLedgerError(value: unknown): value is OpenLedgerError {
+  return value instanceof OpenLedgerError;
+}

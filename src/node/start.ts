@@ -1,0 +1,122 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Address, LocalAccount } from 'viem';
+import { buildServer } from '../api/server.ts';
+import { AuthService } from '../auth/index.ts';
+import { BlobStore } from '../blobs/index.ts';
+import {
+  LOCAL_CHAIN_ID,
+  connectChain,
+  devAccount,
+  ensureDeployment,
+  startLocalChain,
+  type ChainConnection,
+  type LocalChain,
+} from '../chain/index.ts';
+import type { NodeConfig } from '../config.ts';
+import { openDatabase, type Database } from '../db/index.ts';
+import { VERSION } from '../version.ts';
+import type { NodeContext } from './context.ts';
+import { lockDataDir } from './lock.ts';
+
+export interface RunningNode {
+  url: string;
+  rpcUrl: string;
+  chainId: number;
+  contracts: Record<string, Address>;
+  /** Whether this start deployed the contracts (first start on a chain). */
+  deployedNow: boolean;
+  database: Database['kind'];
+  context: NodeContext;
+  /** Stops accepting requests, lets in-flight ones finish, then closes the database and the chain. */
+  close(): Promise<void>;
+}
+
+export type Progress = (event: { step: string; done?: boolean }) => void;
+
+/**
+ * Starts the whole node in this process: the chain (local anvil, or an external RPC), the
+ * contract deployment (once per chain, recorded in the data dir), the database, the blob store
+ * and the HTTP server. Whatever started is stopped again if a later step fails.
+ */
+export async function startNode(config: NodeConfig, onProgress: Progress = () => undefined): Promise<RunningNode> {
+  await mkdir(config.dataDir, { recursive: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const run of cleanups.reverse()) await run().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+    onProgress({ step: name });
+    const result = await run();
+    onProgress({ step: name, done: true });
+    return result;
+  };
+
+  try {
+    cleanups.push(await lockDataDir(config.dataDir));
+
+    let localChain: LocalChain | undefined;
+    const chain: ChainConnection = await step(config.rpcUrl ? `connecting to ${config.rpcUrl}` : 'starting the local chain', async () => {
+      if (config.rpcUrl) return connectChain(config.rpcUrl);
+      localChain = await startLocalChain({ dataDir: config.dataDir, port: config.chainPort });
+      cleanups.push(localChain.stop);
+      return connectChain(localChain.rpcUrl);
+    });
+    const local = localChain !== undefined && chain.chain.id === LOCAL_CHAIN_ID;
+    const operator: LocalAccount | undefined = local ? devAccount(0) : undefined;
+
+    const signer = operator ?? (config.privateKey ? (await import('viem/accounts')).privateKeyToAccount(config.privateKey) : undefined);
+    const { deployment, deployedNow } = await step('checking the contract deployment', () =>
+      ensureDeployment(chain, {
+        dataDir: config.dataDir,
+        signer,
+        onStep: (name) => onProgress({ step: name }),
+      }),
+    );
+
+    const database = await step(config.databaseUrl ? 'connecting to PostgreSQL' : 'opening the embedded database', () =>
+      openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { dir: path.join(config.dataDir, 'db') }),
+    );
+    cleanups.push(() => database.close());
+
+    const context: NodeContext = {
+      config,
+      version: VERSION,
+      startedAt: new Date(),
+      database,
+      blobs: new BlobStore(path.join(config.dataDir, 'blobs')),
+      chain,
+      deployment,
+      local,
+      operator,
+      auth: new AuthService(database.db, { publicClient: chain.publicClient, chainId: chain.chain.id }),
+    };
+
+    const server: FastifyInstance = await step('starting the HTTP server', async () => {
+      const app = await buildServer(context, { logLevel: config.logLevel, webDir: config.webDir });
+      cleanups.push(() => app.close());
+      await app.listen({ host: config.host, port: config.port });
+      return app;
+    });
+
+    const address = server.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    let closing: Promise<void> | undefined;
+    return {
+      url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chain.id,
+      contracts: { ...deployment.contracts },
+      deployedNow,
+      database: database.kind,
+      context,
+      close: () => (closing ??= cleanup()),
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

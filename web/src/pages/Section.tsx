@@ -1,0 +1,70 @@
+import { Icon } from '../components/icons';
+import { PageHeader } from '../components/PageHeader';
+
+export interface SectionInfo {
+  id: string;
+  title: string;
+  description: string;
+}
+
+// Sections whose features land in later releases. They describe what the
+// section does and say plainly that it is not available yet — no mock data.
+export const SECTIONS: Record<string, SectionInfo> = {
+  '/datanets': {
+    id: 'datanets',
+    title: 'Datanets',
+    description:
+      'Datanets are community-owned datasets for a specialised domain. Contributors submit data, curators review and accept it, and every accepted contribution is registered on-chain together with its contributor, so that it can be credited and rewarded in OPEN whenever a model trained on it is used.',
+  },
+  '/factory': {
+    id: 'factory',
+    title: 'Model Factory',
+    description:
+      'The Model Factory fine-tunes LoRA adapters on open base models using the data of one or more Datanets, without writing code: pick a base model and Datanets, set the training parameters, and follow the run. Every training run records exactly which contributions it used, which is what Proof of Attribution later builds on.',
+  },
+  '/models': {
+    id: 'models',
+    title: 'Models',
+    description:
+      'Models lists the fine-tuned LoRA adapters published on this node, with their base model, source Datanets, training run and price per inference. Adapters share a base model and are served side by side with multi-adapter serving, so many specialised models can run on a single GPU.',
+  },
+  '/playground': {
+    id: 'playground',
+    title: 'Playground',
+    description:
+      'The Playground lets you query any published model. Each inference is metered and paid in OPEN, and Proof of Attribution traces the answer back to the data contributions that influenced it, so the fee is split between the model publisher and the data contributors.',
+  },
+  '/rewards': {
+    id: 'rewards',
+    title: 'Rewards',
+    description:
+      'Rewards shows what you have earned as a data contributor or model publisher: the attribution rewards accrued for each inference that used your data or model, their on-chain settlement in OPEN, and the claims paid out to your wallet.',
+  },
+  '/governance': {
+    id: 'governance',
+    title: 'Governance',
+    description:
+      'Governance is where OPEN holders propose and vote on how the network is run: protocol parameters such as the reward split between publishers and contributors, Datanet acceptance rules, and the use of treasury funds.',
+  },
+};
+
+export function SectionPage({ section }: { section: SectionInfo }) {
+  return (
+    <div className="page" data-testid={`page-${section.id}`}>
+      <PageHeader title={section.title} />
+      <p className="section-description" data-testid="section-description">
+        {section.description}
+      </p>
+      <div className="notice notice-pending" data-testid="not-available">
+        <Icon name="info" />
+        <div>
+          <p className="notice-title">Not available on this node yet</p>
+          <p className="muted">
+            This section is part of the OpenLedger product but its features have not shipped in this
+            version of the node.
+          </p>
+        </div>
+      </div>
+    </div>
+  );
+}
