@@ -25,7 +25,9 @@ export const DEFAULT_CHAIN_PORT = 8545;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_DATA_DIR = './.openledger';
 
-export type ConfigFlags = Partial<Record<'host' | 'port' | 'dataDir' | 'rpcUrl' | 'chainPort' | 'databaseUrl' | 'logLevel', string>>;
+export type ConfigFlags = Partial<
+  Record<'host' | 'port' | 'dataDir' | 'rpcUrl' | 'chainPort' | 'databaseUrl' | 'logLevel', string>
+>;
 
 /** The environment variables `up` reads, in the order of the configuration reference. */
 export const CONFIG_ENV = {
@@ -41,7 +43,10 @@ export const CONFIG_ENV = {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): NodeConfig {
+export function resolveConfig(
+  flags: ConfigFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): NodeConfig {
   const pick = (key: keyof typeof CONFIG_ENV & keyof ConfigFlags): string | undefined => {
     const value = flags[key] ?? env[CONFIG_ENV[key]];
     return value === undefined || value === '' ? undefined : value;
@@ -54,9 +59,13 @@ export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = proce
   }
   const privateKey = env[CONFIG_ENV.privateKey];
   if (privateKey !== undefined && privateKey !== '' && !/^0x[0-9a-fA-F]{64}$/.test(privateKey)) {
-    throw new OpenLedgerError('CONFIG_INVALID', `${CONFIG_ENV.privateKey} is not a 32-byte hex private key.`, {
-      hint: 'Expected 0x followed by 64 hex digits.',
-    });
+    throw new OpenLedgerError(
+      'CONFIG_INVALID',
+      `${CONFIG_ENV.privateKey} is not a 32-byte hex private key.`,
+      {
+        hint: 'Expected 0x followed by 64 hex digits.',
+      },
+    );
   }
   const rpcUrl = pick('rpcUrl');
   if (rpcUrl !== undefined) parseUrl(rpcUrl, '--rpc-url');
@@ -78,7 +87,10 @@ export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = proce
 export function parsePort(value: string, name: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new OpenLedgerError('CONFIG_INVALID', `${name} must be a port number from 0 to 65535, got "${value}".`);
+    throw new OpenLedgerError(
+      'CONFIG_INVALID',
+      `${name} must be a port number from 0 to 65535, got "${value}".`,
+    );
   }
   return port;
 }

@@ -4,7 +4,7 @@
 //   node --import tsx --test test/web.browser.test.ts
 //
 // Skips when Chromium (CHROMIUM_PATH, default /usr/bin/chromium) or web/dist/index.html
-// is missing. OPENLEDGER_WEB_TEST_URL=http://host:port runs it against an already
+// is missing, unless OPENLEDGER_REQUIRE_BROWSER=1 (as in CI), where that fails. OPENLEDGER_WEB_TEST_URL=http://host:port runs it against an already
 // running local-chain node instead of starting one with test/helpers/node.ts.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -16,7 +16,6 @@ import { chromium, type Browser, type Locator, type Page } from 'playwright-core
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const distIndex = path.join(root, 'web', 'dist', 'index.html');
-const helperPath = path.join(root, 'test', 'helpers', 'node.ts');
 const externalUrl = process.env.OPENLEDGER_WEB_TEST_URL;
 const resultsDir = path.join(root, 'test-results');
 
@@ -29,11 +28,13 @@ function skipReason(): string | undefined {
   if (!existsSync(chromiumPath)) return `Chromium not found at ${chromiumPath} (set CHROMIUM_PATH)`;
   if (!existsSync(distIndex))
     return 'web/dist/index.html is missing (run: npx vite build --config web/vite.config.ts)';
-  if (!externalUrl && !existsSync(helperPath)) return 'test/helpers/node.ts is missing';
   return undefined;
 }
 
+// CI sets OPENLEDGER_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip.
 const skip = skipReason();
+if (skip && process.env.OPENLEDGER_REQUIRE_BROWSER === '1')
+  throw new Error(`browser test cannot run: ${skip}`);
 if (skip) console.log(`web.browser.test.ts skipped: ${skip}`);
 
 async function startNode(): Promise<{ url: string; close(): Promise<void> }> {

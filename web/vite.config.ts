@@ -19,8 +19,8 @@ export default defineConfig({
   server: {
     // `npx vite --config web/vite.config.ts` for UI work against a node on :8080.
     proxy: {
-      '/api': process.env.OPENLEDGER_URL ?? 'http://127.0.0.1:8080',
-      '/healthz': process.env.OPENLEDGER_URL ?? 'http://127.0.0.1:8080',
+      '/api': process.env.OPENLEDGER_URL ?? 'http://127.0.0.1:7070',
+      '/healthz': process.env.OPENLEDGER_URL ?? 'http://127.0.0.1:7070',
     },
   },
 });

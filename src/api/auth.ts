@@ -23,7 +23,10 @@ export function credentialOf(request: FastifyRequest): string | undefined {
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) {
-      throw new OpenLedgerError('UNAUTHENTICATED', 'The Authorization header must be "Bearer <token>".');
+      throw new OpenLedgerError(
+        'UNAUTHENTICATED',
+        'The Authorization header must be "Bearer <token>".',
+      );
     }
     return match[1];
   }
@@ -41,10 +44,19 @@ export function authenticationHook(ctx: NodeContext) {
     const secret = credentialOf(request);
     if (secret !== undefined) request.principal = await ctx.auth.authenticate(secret);
     const isPublic = request.routeOptions.config.public === true;
-    if (!request.principal && !SAFE_METHODS.has(request.method) && !isPublic && request.routeOptions.url) {
-      throw new OpenLedgerError('UNAUTHENTICATED', 'This request changes state and needs a signed-in wallet.', {
-        hint: 'Sign in with Ethereum (POST /api/auth/verify) or send an API key as "Authorization: Bearer olk_…".',
-      });
+    if (
+      !request.principal &&
+      !SAFE_METHODS.has(request.method) &&
+      !isPublic &&
+      request.routeOptions.url
+    ) {
+      throw new OpenLedgerError(
+        'UNAUTHENTICATED',
+        'This request changes state and needs a signed-in wallet.',
+        {
+          hint: 'Sign in with Ethereum (POST /api/auth/verify) or send an API key as "Authorization: Bearer olk_…".',
+        },
+      );
     }
   };
 }

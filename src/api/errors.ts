@@ -11,7 +11,10 @@ export const errorSchema = {
       type: 'object',
       required: ['code', 'message'],
       properties: {
-        code: { type: 'string', description: 'Stable machine-readable code, e.g. VALIDATION_FAILED.' },
+        code: {
+          type: 'string',
+          description: 'Stable machine-readable code, e.g. VALIDATION_FAILED.',
+        },
         message: { type: 'string', description: 'What went wrong, for a person.' },
         hint: { type: 'string', description: 'What to do about it.' },
         details: {},
@@ -51,20 +54,38 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody }
   }
   const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
   if (mapped) return toErrorBody(new OpenLedgerError(mapped, fastifyError.message));
-  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
-    return { status: fastifyError.statusCode, body: { error: { code: 'BAD_REQUEST', message: fastifyError.message } } };
+  if (
+    typeof fastifyError.statusCode === 'number' &&
+    fastifyError.statusCode >= 400 &&
+    fastifyError.statusCode < 500
+  ) {
+    return {
+      status: fastifyError.statusCode,
+      body: { error: { code: 'BAD_REQUEST', message: fastifyError.message } },
+    };
   }
   return {
     status: 500,
-    body: { error: { code: 'INTERNAL', message: 'The node failed to handle this request; the details are in its log.' } },
+    body: {
+      error: {
+        code: 'INTERNAL',
+        message: 'The node failed to handle this request; the details are in its log.',
+      },
+    },
   };
 }
 
-export function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+export function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  error: unknown,
+): FastifyReply {
   const { status, body } = toErrorBody(error);
   if (status >= 500) request.log.error({ err: error }, 'request failed');
   else request.log.info({ code: body.error.code }, body.error.message);
-  const retryAfter = (body.error.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
-  if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(Math.ceil(retryAfter)));
+  const retryAfter = (body.error.details as { retryAfterSeconds?: unknown } | undefined)
+    ?.retryAfterSeconds;
+  if (status === 429 && typeof retryAfter === 'number')
+    reply.header('retry-after', String(Math.ceil(retryAfter)));
   return reply.status(status).type('application/json').send(body);
 }

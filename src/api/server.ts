@@ -26,7 +26,10 @@ export interface ServerOptions {
  * Composes the HTTP surface of the node: the JSON API under /api (every route with a schema, which
  * also makes the OpenAPI document), /healthz, /metrics and the web app with a single-page fallback.
  */
-export async function buildServer(ctx: NodeContext, options: ServerOptions): Promise<FastifyInstance> {
+export async function buildServer(
+  ctx: NodeContext,
+  options: ServerOptions,
+): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: options.logLevel, stream: process.stderr },
     bodyLimit: 1024 * 1024,
@@ -35,6 +38,8 @@ export async function buildServer(ctx: NodeContext, options: ServerOptions): Pro
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // The API speaks JSON only; anything else is a 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain');
   const metrics = createMetrics();
   app.addSchema(errorSchema);
   await app.register(fastifyCookie);
@@ -50,19 +55,30 @@ export async function buildServer(ctx: NodeContext, options: ServerOptions): Pro
       },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An API key (olk_…) or a session token (ols_…).' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API key (olk_…) or a session token (ols_…).',
+          },
           session: { type: 'apiKey', in: 'cookie', name: 'ol_session' },
         },
       },
       security: [{ bearer: [] }, { session: [] }],
     },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (json.$id as string) ?? `def-${i}` },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (json.$id as string) ?? `def-${i}`,
+    },
   });
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
   app.addHook('onRequest', authenticationHook(ctx));
   app.addHook('onResponse', async (request, reply) => {
-    metrics.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    metrics.observe(
+      request.method,
+      request.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
   });
 
   systemRoutes(app, ctx, metrics);
@@ -83,9 +99,13 @@ export async function buildServer(ctx: NodeContext, options: ServerOptions): Pro
     return sendError(
       request,
       reply,
-      new OpenLedgerError('ROUTE_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`, {
-        hint: 'The API is described at /api/openapi.json.',
-      }),
+      new OpenLedgerError(
+        'ROUTE_NOT_FOUND',
+        `No route ${request.method} ${request.url.split('?')[0]}.`,
+        {
+          hint: 'The API is described at /api/openapi.json.',
+        },
+      ),
     );
   });
 

@@ -59,15 +59,25 @@ export class AuthService {
   }> {
     const fields = parseSiweMessage(input.message);
     if (!fields.address || !fields.nonce || !fields.domain || fields.chainId === undefined) {
-      throw new OpenLedgerError('VALIDATION_FAILED', 'The message is not a complete EIP-4361 sign-in message.', {
-        hint: 'It must state the domain, address, chain ID and nonce.',
-      });
+      throw new OpenLedgerError(
+        'VALIDATION_FAILED',
+        'The message is not a complete EIP-4361 sign-in message.',
+        {
+          hint: 'It must state the domain, address, chain ID and nonce.',
+        },
+      );
     }
     if (fields.domain !== input.domain) {
-      throw new OpenLedgerError('INVALID_SIGNATURE', `The message is for ${fields.domain}, not for this node (${input.domain}).`);
+      throw new OpenLedgerError(
+        'INVALID_SIGNATURE',
+        `The message is for ${fields.domain}, not for this node (${input.domain}).`,
+      );
     }
     if (fields.chainId !== this.chain.chainId) {
-      throw new OpenLedgerError('INVALID_SIGNATURE', `The message is for chain ${fields.chainId}; this node runs on chain ${this.chain.chainId}.`);
+      throw new OpenLedgerError(
+        'INVALID_SIGNATURE',
+        `The message is for chain ${fields.chainId}; this node runs on chain ${this.chain.chainId}.`,
+      );
     }
     if (!isHex(input.signature)) {
       throw new OpenLedgerError('VALIDATION_FAILED', 'The signature must be 0x-prefixed hex.');
@@ -78,7 +88,10 @@ export class AuthService {
       domain: input.domain,
     }).catch(() => false);
     if (!valid) {
-      throw new OpenLedgerError('INVALID_SIGNATURE', 'The signature does not match the message and address, or the message has expired.');
+      throw new OpenLedgerError(
+        'INVALID_SIGNATURE',
+        'The signature does not match the message and address, or the message has expired.',
+      );
     }
     const address = getAddress(fields.address);
     const token = newSecret(SESSION_PREFIX);
@@ -96,12 +109,18 @@ export class AuthService {
         )
         .returning({ nonce: schema.authNonces.nonce });
       if (consumed.length === 0) {
-        throw new OpenLedgerError('NONCE_INVALID', 'The nonce is unknown, expired or already used.', {
-          hint: 'Request a fresh nonce from GET /api/auth/nonce and sign again.',
-        });
+        throw new OpenLedgerError(
+          'NONCE_INVALID',
+          'The nonce is unknown, expired or already used.',
+          {
+            hint: 'Request a fresh nonce from GET /api/auth/nonce and sign again.',
+          },
+        );
       }
       await this.touchAccount(tx, address);
-      await tx.insert(schema.sessions).values({ tokenHash: hashSecret(token), address: address.toLowerCase(), expiresAt });
+      await tx
+        .insert(schema.sessions)
+        .values({ tokenHash: hashSecret(token), address: address.toLowerCase(), expiresAt });
     });
     return { token, address, expiresAt };
   }
@@ -116,33 +135,55 @@ export class AuthService {
         .where(eq(schema.sessions.tokenHash, tokenHash))
         .limit(1);
       if (!session || session.revokedAt) {
-        throw new OpenLedgerError('UNAUTHENTICATED', 'The session is unknown or signed out.', { hint: 'Sign in again.' });
+        throw new OpenLedgerError('UNAUTHENTICATED', 'The session is unknown or signed out.', {
+          hint: 'Sign in again.',
+        });
       }
       if (session.expiresAt.getTime() <= Date.now()) {
-        throw new OpenLedgerError('SESSION_EXPIRED', 'The session has expired.', { hint: 'Sign in again.' });
+        throw new OpenLedgerError('SESSION_EXPIRED', 'The session has expired.', {
+          hint: 'Sign in again.',
+        });
       }
       return { address: getAddress(session.address), via: 'session', credentialId: session.id };
     }
     if (secret.startsWith(API_KEY_PREFIX)) {
-      const [key] = await this.db.select().from(schema.apiKeys).where(eq(schema.apiKeys.keyHash, tokenHash)).limit(1);
+      const [key] = await this.db
+        .select()
+        .from(schema.apiKeys)
+        .where(eq(schema.apiKeys.keyHash, tokenHash))
+        .limit(1);
       if (!key || key.revokedAt) {
-        throw new OpenLedgerError('INVALID_API_KEY', key ? 'This API key has been revoked.' : 'Unknown API key.', {
-          hint: 'Create a new key with `openledger keys create` or on the API keys page.',
-        });
+        throw new OpenLedgerError(
+          'INVALID_API_KEY',
+          key ? 'This API key has been revoked.' : 'Unknown API key.',
+          {
+            hint: 'Create a new key with `openledger keys create` or on the API keys page.',
+          },
+        );
       }
       if (!key.lastUsedAt || Date.now() - key.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-        await this.db.update(schema.apiKeys).set({ lastUsedAt: sql`now()` }).where(eq(schema.apiKeys.id, key.id));
+        await this.db
+          .update(schema.apiKeys)
+          .set({ lastUsedAt: sql`now()` })
+          .where(eq(schema.apiKeys.id, key.id));
       }
       return { address: getAddress(key.address), via: 'apiKey', credentialId: key.id };
     }
-    throw new OpenLedgerError('UNAUTHENTICATED', 'The bearer token is neither a session token nor an API key.', {
-      hint: `Session tokens start with ${SESSION_PREFIX}, API keys with ${API_KEY_PREFIX}.`,
-    });
+    throw new OpenLedgerError(
+      'UNAUTHENTICATED',
+      'The bearer token is neither a session token nor an API key.',
+      {
+        hint: `Session tokens start with ${SESSION_PREFIX}, API keys with ${API_KEY_PREFIX}.`,
+      },
+    );
   }
 
   async signOut(principal: Principal): Promise<void> {
     if (principal.via !== 'session') return;
-    await this.db.update(schema.sessions).set({ revokedAt: sql`now()` }).where(eq(schema.sessions.id, principal.credentialId));
+    await this.db
+      .update(schema.sessions)
+      .set({ revokedAt: sql`now()` })
+      .where(eq(schema.sessions.id, principal.credentialId));
   }
 
   async sessionOf(principal: Principal): Promise<{ address: Address; expiresAt: Date | null }> {
@@ -157,7 +198,9 @@ export class AuthService {
   async createApiKey(address: Address, name: string): Promise<ApiKeyView & { key: string }> {
     const trimmed = name.trim();
     if (trimmed.length === 0 || trimmed.length > 64) {
-      throw new OpenLedgerError('VALIDATION_FAILED', 'A key name must be 1 to 64 characters.', { details: { field: 'name' } });
+      throw new OpenLedgerError('VALIDATION_FAILED', 'A key name must be 1 to 64 characters.', {
+        details: { field: 'name' },
+      });
     }
     const owner = address.toLowerCase();
     const key = newSecret(API_KEY_PREFIX);
@@ -167,14 +210,23 @@ export class AuthService {
         .from(schema.apiKeys)
         .where(and(eq(schema.apiKeys.address, owner), isNull(schema.apiKeys.revokedAt)));
       if (active >= MAX_API_KEYS_PER_ACCOUNT) {
-        throw new OpenLedgerError('LIMIT_EXCEEDED', `A wallet may hold at most ${MAX_API_KEYS_PER_ACCOUNT} active API keys.`, {
-          hint: 'Revoke keys you no longer use.',
-        });
+        throw new OpenLedgerError(
+          'LIMIT_EXCEEDED',
+          `A wallet may hold at most ${MAX_API_KEYS_PER_ACCOUNT} active API keys.`,
+          {
+            hint: 'Revoke keys you no longer use.',
+          },
+        );
       }
       await this.touchAccount(tx, address);
       const [inserted] = await tx
         .insert(schema.apiKeys)
-        .values({ address: owner, name: trimmed, prefix: displayPrefix(key), keyHash: hashSecret(key) })
+        .values({
+          address: owner,
+          name: trimmed,
+          prefix: displayPrefix(key),
+          keyHash: hashSecret(key),
+        })
         .returning();
       return inserted!;
     });

@@ -58,9 +58,13 @@ export class BlobStore {
         size += chunk.byteLength;
         if (options.maxBytes !== undefined && size > options.maxBytes) {
           done(
-            new OpenLedgerError('PAYLOAD_TOO_LARGE', `The upload is larger than ${options.maxBytes} bytes.`, {
-              details: { maxBytes: options.maxBytes },
-            }),
+            new OpenLedgerError(
+              'PAYLOAD_TOO_LARGE',
+              `The upload is larger than ${options.maxBytes} bytes.`,
+              {
+                details: { maxBytes: options.maxBytes },
+              },
+            ),
           );
           return;
         }
@@ -105,9 +109,13 @@ export class BlobStore {
       throw error;
     });
     if (blobIdOf(bytes) !== id) {
-      throw new OpenLedgerError('BLOB_CORRUPT', `Blob ${id} is corrupt: its content no longer matches its hash.`, {
-        hint: 'Restore the file from a backup or re-upload the original content.',
-      });
+      throw new OpenLedgerError(
+        'BLOB_CORRUPT',
+        `Blob ${id} is corrupt: its content no longer matches its hash.`,
+        {
+          hint: 'Restore the file from a backup or re-upload the original content.',
+        },
+      );
     }
     return bytes;
   }
@@ -115,7 +123,10 @@ export class BlobStore {
 
 function assertBlobId(id: string): asserts id is BlobId {
   if (!isBlobId(id)) {
-    throw new OpenLedgerError('BAD_REQUEST', `"${id}" is not a blob id (64 lower-case hex digits of sha256).`);
+    throw new OpenLedgerError(
+      'BAD_REQUEST',
+      `"${id}" is not a blob id (64 lower-case hex digits of sha256).`,
+    );
   }
 }
 

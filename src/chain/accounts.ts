@@ -1,10 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { ctr } from '@noble/ciphers/aes';
-import { pbkdf2 } from '@noble/hashes/pbkdf2';
-import { scrypt } from '@noble/hashes/scrypt';
-import { sha256 } from '@noble/hashes/sha2';
-import { keccak_256 } from '@noble/hashes/sha3';
-import { bytesToHex, hexToBytes, type Hex, type LocalAccount } from 'viem';
+import { Keystore } from 'ox';
+import type { Hex, LocalAccount } from 'viem';
 import { mnemonicToAccount, privateKeyToAccount } from 'viem/accounts';
 import { OpenLedgerError } from '../errors.ts';
 
@@ -48,9 +44,13 @@ export async function resolveSigner(options: SignerOptions): Promise<LocalAccoun
       });
     }
     const json = await readFile(options.keystore, 'utf8').catch((cause: unknown) => {
-      throw new OpenLedgerError('KEYSTORE_INVALID', `Cannot read the keystore ${options.keystore}.`, { cause });
+      throw new OpenLedgerError(
+        'KEYSTORE_INVALID',
+        `Cannot read the keystore ${options.keystore}.`,
+        { cause },
+      );
     });
-    return privateKeyToAccount(decryptKeystore(json, options.keystorePassword));
+    return privateKeyToAccount(await decryptKeystore(json, options.keystorePassword));
   }
   if (options.account !== undefined) {
     if (!options.local) {
@@ -67,53 +67,43 @@ export async function resolveSigner(options: SignerOptions): Promise<LocalAccoun
   });
 }
 
-interface KeystoreV3 {
-  version: number;
-  crypto?: KeystoreCrypto;
-  Crypto?: KeystoreCrypto;
-}
-interface KeystoreCrypto {
-  cipher: string;
-  ciphertext: string;
-  cipherparams: { iv: string };
-  kdf: 'scrypt' | 'pbkdf2';
-  kdfparams: { dklen: number; salt: string; n?: number; r?: number; p?: number; c?: number; prf?: string };
-  mac: string;
-}
-
 /**
  * Decrypts a Web3 Secret Storage (keystore v3) file, as written by geth, Foundry's `cast wallet`
- * and MetaMask exports. Written here on @noble primitives (already under viem) rather than pulling
- * in ethers for one function.
+ * and wallet exports, with `ox` (wevm's primitives, which viem itself is built on).
  */
-export function decryptKeystore(json: string, password: string): Hex {
-  let keystore: KeystoreV3;
+export async function decryptKeystore(json: string, password: string): Promise<Hex> {
+  let keystore: Keystore.Keystore;
   try {
-    keystore = JSON.parse(json) as KeystoreV3;
+    keystore = JSON.parse(json) as Keystore.Keystore;
   } catch (cause) {
     throw new OpenLedgerError('KEYSTORE_INVALID', 'The keystore is not JSON.', { cause });
   }
-  const c = keystore.crypto ?? keystore.Crypto;
-  if (keystore.version !== 3 || !c || c.cipher !== 'aes-128-ctr') {
-    throw new OpenLedgerError('KEYSTORE_INVALID', 'Only version-3 keystores with aes-128-ctr are supported.');
+  // Some writers (geth before 1.9) spell the section "Crypto".
+  const legacy = keystore as unknown as { Crypto?: Keystore.Keystore['crypto'] };
+  if (!keystore.crypto && legacy.Crypto) keystore = { ...keystore, crypto: legacy.Crypto };
+  if (keystore.version !== 3 || keystore.crypto?.cipher !== 'aes-128-ctr') {
+    throw new OpenLedgerError(
+      'KEYSTORE_INVALID',
+      'Only version-3 keystores with aes-128-ctr are supported.',
+    );
   }
-  const salt = hexToBytes(`0x${c.kdfparams.salt}`);
-  const passwordBytes = new TextEncoder().encode(password);
-  let derived: Uint8Array;
-  if (c.kdf === 'scrypt') {
-    const { n, r, p, dklen } = c.kdfparams;
-    if (!n || !r || !p) throw new OpenLedgerError('KEYSTORE_INVALID', 'The keystore lacks scrypt parameters.');
-    derived = scrypt(passwordBytes, salt, { N: n, r, p, dkLen: dklen, maxmem: 2 ** 31 });
-  } else if (c.kdf === 'pbkdf2' && c.kdfparams.prf === 'hmac-sha256' && c.kdfparams.c) {
-    derived = pbkdf2(sha256, passwordBytes, salt, { c: c.kdfparams.c, dkLen: c.kdfparams.dklen });
-  } else {
-    throw new OpenLedgerError('KEYSTORE_INVALID', `Unsupported key derivation "${c.kdf}".`);
+  let key: Keystore.Key;
+  try {
+    key = await Keystore.toKeyAsync(keystore, { password });
+  } catch (cause) {
+    throw new OpenLedgerError(
+      'KEYSTORE_INVALID',
+      `The keystore's key derivation failed: ${(cause as Error).message}`,
+      { cause },
+    );
   }
-  const ciphertext = hexToBytes(`0x${c.ciphertext}`);
-  const mac = keccak_256(new Uint8Array([...derived.slice(16, 32), ...ciphertext]));
-  if (bytesToHex(mac) !== `0x${c.mac.toLowerCase()}`) {
-    throw new OpenLedgerError('KEYSTORE_INVALID', 'Wrong keystore password (the MAC does not match).');
+  try {
+    return Keystore.decrypt(keystore, key);
+  } catch (cause) {
+    throw new OpenLedgerError(
+      'KEYSTORE_INVALID',
+      'Wrong keystore password (the MAC does not match).',
+      { cause },
+    );
   }
-  const key = ctr(derived.slice(0, 16), hexToBytes(`0x${c.cipherparams.iv}`)).decrypt(ciphertext);
-  return bytesToHex(key);
 }

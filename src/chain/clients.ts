@@ -42,7 +42,11 @@ export async function connectChain(rpcUrl: string): Promise<ChainConnection> {
     nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
     rpcUrls: { default: { http: [rpcUrl] } },
   });
-  const publicClient = createPublicClient({ chain, transport, pollingInterval: 250 }) as ChainPublicClient;
+  const publicClient = createPublicClient({
+    chain,
+    transport,
+    pollingInterval: 250,
+  }) as ChainPublicClient;
   return {
     chain,
     rpcUrl,

@@ -1,17 +1,34 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { getAddress, parseEther, parseUnits, zeroAddress, type Address, type Hash, type LocalAccount } from 'viem';
+import {
+  getAddress,
+  parseEther,
+  parseUnits,
+  zeroAddress,
+  type Address,
+  type Hash,
+  type LocalAccount,
+} from 'viem';
 import { OpenLedgerError } from '../errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import type { ChainConnection } from './clients.ts';
-import { DevFaucetAbi, DevFaucetBytecode, OpenTokenAbi, OpenTokenBytecode } from './generated/contracts.ts';
+import {
+  DevFaucetAbi,
+  DevFaucetBytecode,
+  OpenTokenAbi,
+  OpenTokenBytecode,
+} from './generated/contracts.ts';
 import { LOCAL_CHAIN_ID } from './local.ts';
 
 /** OPEN's fixed supply: one billion tokens of 18 decimals. */
 export const OPEN_TOTAL_SUPPLY = parseUnits('1000000000', 18);
 /** What the local faucet holds and hands out. */
 export const FAUCET_FUNDING = { open: parseUnits('10000000', 18), eth: parseEther('1000') };
-export const FAUCET_DRIP = { open: parseUnits('1000', 18), eth: parseEther('1'), cooldownSeconds: 60n };
+export const FAUCET_DRIP = {
+  open: parseUnits('1000', 18),
+  eth: parseEther('1'),
+  cooldownSeconds: 60n,
+};
 
 export interface Deployment {
   chainId: number;
@@ -35,7 +52,10 @@ export interface DeployOptions {
  * only, a faucet funded with OPEN and ETH. Each step waits for its receipt, as it must on a real
  * chain, and a reverted step fails the whole deployment with the step named.
  */
-export async function deployContracts(conn: ChainConnection, options: DeployOptions): Promise<Deployment> {
+export async function deployContracts(
+  conn: ChainConnection,
+  options: DeployOptions,
+): Promise<Deployment> {
   const { publicClient } = conn;
   const wallet = conn.walletFor(options.signer);
   const treasury = options.treasury ?? options.signer.address;
@@ -50,10 +70,14 @@ export async function deployContracts(conn: ChainConnection, options: DeployOpti
       if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`);
       return receipt;
     } catch (cause) {
-      throw new OpenLedgerError('DEPLOY_FAILED', `Deployment step "${name}" failed: ${shortMessage(cause)}`, {
-        hint: 'Check that the deployer account holds enough native currency for gas.',
-        cause,
-      });
+      throw new OpenLedgerError(
+        'DEPLOY_FAILED',
+        `Deployment step "${name}" failed: ${shortMessage(cause)}`,
+        {
+          hint: 'Check that the deployer account holds enough native currency for gas.',
+          cause,
+        },
+      );
     }
   };
 
@@ -104,7 +128,10 @@ export async function deployContracts(conn: ChainConnection, options: DeployOpti
 }
 
 /** True when every recorded contract still has code on the chain (a reset chain has none). */
-export async function isDeploymentLive(conn: ChainConnection, deployment: Deployment): Promise<boolean> {
+export async function isDeploymentLive(
+  conn: ChainConnection,
+  deployment: Deployment,
+): Promise<boolean> {
   if (deployment.chainId !== conn.chain.id) return false;
   for (const address of Object.values(deployment.contracts)) {
     const code = await conn.publicClient.getCode({ address });
@@ -117,13 +144,19 @@ export function deploymentFile(dataDir: string, chainId: number): string {
   return path.join(dataDir, 'deployments', `${chainId}.json`);
 }
 
-export async function readDeployment(dataDir: string, chainId: number): Promise<Deployment | undefined> {
+export async function readDeployment(
+  dataDir: string,
+  chainId: number,
+): Promise<Deployment | undefined> {
   const text = await readFile(deploymentFile(dataDir, chainId), 'utf8').catch(() => undefined);
   return text === undefined ? undefined : (JSON.parse(text) as Deployment);
 }
 
 export async function writeDeployment(dataDir: string, deployment: Deployment): Promise<void> {
-  await writeFileAtomic(deploymentFile(dataDir, deployment.chainId), `${JSON.stringify(deployment, null, 2)}\n`);
+  await writeFileAtomic(
+    deploymentFile(dataDir, deployment.chainId),
+    `${JSON.stringify(deployment, null, 2)}\n`,
+  );
 }
 
 /**
@@ -135,11 +168,16 @@ export async function ensureDeployment(
   options: { dataDir: string; signer: LocalAccount | undefined; onStep?: (step: string) => void },
 ): Promise<{ deployment: Deployment; deployedNow: boolean }> {
   const recorded = await readDeployment(options.dataDir, conn.chain.id);
-  if (recorded && (await isDeploymentLive(conn, recorded))) return { deployment: recorded, deployedNow: false };
+  if (recorded && (await isDeploymentLive(conn, recorded)))
+    return { deployment: recorded, deployedNow: false };
   if (!options.signer) {
-    throw new OpenLedgerError('NOT_DEPLOYED', `The OpenLedger contracts are not deployed on chain ${conn.chain.id}.`, {
-      hint: 'Run `openledger deploy --rpc-url URL --private-key KEY` first, or set OPENLEDGER_PRIVATE_KEY so that `up` deploys them.',
-    });
+    throw new OpenLedgerError(
+      'NOT_DEPLOYED',
+      `The OpenLedger contracts are not deployed on chain ${conn.chain.id}.`,
+      {
+        hint: 'Run `openledger deploy --rpc-url URL --private-key KEY` first, or set OPENLEDGER_PRIVATE_KEY so that `up` deploys them.',
+      },
+    );
   }
   const deployment = await deployContracts(conn, {
     signer: options.signer,
@@ -150,6 +188,7 @@ export async function ensureDeployment(
 }
 
 function shortMessage(error: unknown): string {
-  if (error && typeof error === 'object' && 'shortMessage' in error) return String(error.shortMessage);
+  if (error && typeof error === 'object' && 'shortMessage' in error)
+    return String(error.shortMessage);
   return error instanceof Error ? error.message : String(error);
 }

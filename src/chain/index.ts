@@ -1,4 +1,10 @@
-export { DEV_ACCOUNT_COUNT, DEV_MNEMONIC, decryptKeystore, devAccount, resolveSigner } from './accounts.ts';
+export {
+  DEV_ACCOUNT_COUNT,
+  DEV_MNEMONIC,
+  decryptKeystore,
+  devAccount,
+  resolveSigner,
+} from './accounts.ts';
 export type { SignerOptions } from './accounts.ts';
 export { connectChain } from './clients.ts';
 export type { ChainConnection, ChainPublicClient, ChainWalletClient } from './clients.ts';

@@ -36,10 +36,14 @@ export function anvilBinaryPath(): string {
   try {
     return path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'bin', 'anvil');
   } catch (cause) {
-    throw new OpenLedgerError('CHAIN_START_FAILED', `No anvil binary for ${process.platform}-${process.arch}.`, {
-      hint: `Reinstall dependencies so that ${pkg} is present, or run against an external chain with --rpc-url.`,
-      cause,
-    });
+    throw new OpenLedgerError(
+      'CHAIN_START_FAILED',
+      `No anvil binary for ${process.platform}-${process.arch}.`,
+      {
+        hint: `Reinstall dependencies so that ${pkg} is present, or run against an external chain with --rpc-url.`,
+        cause,
+      },
+    );
   }
 }
 
@@ -56,17 +60,24 @@ export async function startLocalChain(options: StartLocalChainOptions): Promise<
   await quarantineEmptyState(stateFile);
   const chainId = options.chainId ?? LOCAL_CHAIN_ID;
   const args = [
-    '--host', '127.0.0.1',
-    '--port', String(options.port ?? 0),
-    '--chain-id', String(chainId),
-    '--state', stateFile,
-    '--state-interval', String(options.stateIntervalSeconds ?? 5),
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(options.port ?? 0),
+    '--chain-id',
+    String(chainId),
+    '--state',
+    stateFile,
+    '--state-interval',
+    String(options.stateIntervalSeconds ?? 5),
   ];
   const child = spawn(anvilBinaryPath(), args, {
     env: { ...process.env, HOME: home, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   const output: string[] = [];
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(
@@ -109,7 +120,9 @@ export async function startLocalChain(options: StartLocalChainOptions): Promise<
 async function stopChild(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGINT');
-  const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 10_000).unref());
+  const timeout = new Promise<'timeout'>((resolve) =>
+    setTimeout(() => resolve('timeout'), 10_000).unref(),
+  );
   if ((await Promise.race([exited, timeout])) === 'timeout') {
     child.kill('SIGKILL');
     await exited;

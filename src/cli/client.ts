@@ -38,7 +38,10 @@ export class NodeClient {
     const parsed = text ? (JSON.parse(text) as unknown) : undefined;
     if (!response.ok) {
       const error = (parsed as { error?: { code: string; message: string } } | undefined)?.error;
-      throw new RemoteError(response.status, error ?? { code: 'INTERNAL', message: `HTTP ${response.status}` });
+      throw new RemoteError(
+        response.status,
+        error ?? { code: 'INTERNAL', message: `HTTP ${response.status}` },
+      );
     }
     return parsed as T;
   }
@@ -61,7 +64,11 @@ export class NodeClient {
       issuedAt: new Date(),
     });
     const signature = await account.signMessage({ message });
-    const session = await this.request<{ address: string; token: string }>('POST', '/api/auth/verify', { message, signature });
+    const session = await this.request<{ address: string; token: string }>(
+      'POST',
+      '/api/auth/verify',
+      { message, signature },
+    );
     this.bearer = session.token;
     return session;
   }

@@ -21,7 +21,9 @@ export function createOutput(json: boolean): Output {
     json,
     result(value, human) {
       spinner?.stop();
-      process.stdout.write(json ? `${JSON.stringify(value, bigintReplacer)}\n` : `${human(value)}\n`);
+      process.stdout.write(
+        json ? `${JSON.stringify(value, bigintReplacer)}\n` : `${human(value)}\n`,
+      );
     },
     progress(text) {
       if (spinner) spinner.start(text);
@@ -43,7 +45,9 @@ export function createOutput(json: boolean): Output {
   };
 }
 
-function errorBody(error: unknown): { error: { code: string; message: string; hint?: string; details?: unknown } } {
+function errorBody(error: unknown): {
+  error: { code: string; message: string; hint?: string; details?: unknown };
+} {
   if (error instanceof OpenLedgerError) return error.toJSON();
   if (error instanceof RemoteError) return { error: error.body };
   const message = error instanceof Error ? error.message : String(error);

@@ -24,7 +24,10 @@ export interface Database {
 }
 
 /** The committed migrations, found relative to this file both in `src/` and in `dist/`. */
-export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../drizzle');
+export const MIGRATIONS_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../drizzle',
+);
 
 export type DatabaseTarget = { url: string } | { dir: string } | { memory: true };
 
@@ -38,9 +41,13 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     await database.migrate();
   } catch (cause) {
     await database.close();
-    throw new OpenLedgerError('DATABASE_UNAVAILABLE', `Applying database migrations failed: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw new OpenLedgerError(
+      'DATABASE_UNAVAILABLE',
+      `Applying database migrations failed: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
   }
   return database;
 }
@@ -74,10 +81,14 @@ async function openPostgres(url: string): Promise<Opened> {
     client.release();
   } catch (cause) {
     await pool.end().catch(() => undefined);
-    throw new OpenLedgerError('DATABASE_UNAVAILABLE', `Cannot connect to PostgreSQL: ${(cause as Error).message}`, {
-      hint: 'Check DATABASE_URL and that the server accepts connections.',
-      cause,
-    });
+    throw new OpenLedgerError(
+      'DATABASE_UNAVAILABLE',
+      `Cannot connect to PostgreSQL: ${(cause as Error).message}`,
+      {
+        hint: 'Check DATABASE_URL and that the server accepts connections.',
+        cause,
+      },
+    );
   }
   const db = drizzlePg(pool, { schema });
   return {

@@ -18,9 +18,13 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new OpenLedgerError('CONFIG_INVALID', `Another node (pid ${pid}) is using the data dir ${dataDir}.`, {
-          hint: 'Stop that node first, or start this one with another --data-dir.',
-        });
+        throw new OpenLedgerError(
+          'CONFIG_INVALID',
+          `Another node (pid ${pid}) is using the data dir ${dataDir}.`,
+          {
+            hint: 'Stop that node first, or start this one with another --data-dir.',
+          },
+        );
       }
       await rm(file, { force: true });
     }

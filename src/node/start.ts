@@ -40,7 +40,10 @@ export type Progress = (event: { step: string; done?: boolean }) => void;
  * contract deployment (once per chain, recorded in the data dir), the database, the blob store
  * and the HTTP server. Whatever started is stopped again if a later step fails.
  */
-export async function startNode(config: NodeConfig, onProgress: Progress = () => undefined): Promise<RunningNode> {
+export async function startNode(
+  config: NodeConfig,
+  onProgress: Progress = () => undefined,
+): Promise<RunningNode> {
   await mkdir(config.dataDir, { recursive: true });
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async () => {
@@ -58,16 +61,23 @@ export async function startNode(config: NodeConfig, onProgress: Progress = () =>
     cleanups.push(await lockDataDir(config.dataDir));
 
     let localChain: LocalChain | undefined;
-    const chain: ChainConnection = await step(config.rpcUrl ? `connecting to ${config.rpcUrl}` : 'starting the local chain', async () => {
-      if (config.rpcUrl) return connectChain(config.rpcUrl);
-      localChain = await startLocalChain({ dataDir: config.dataDir, port: config.chainPort });
-      cleanups.push(localChain.stop);
-      return connectChain(localChain.rpcUrl);
-    });
+    const chain: ChainConnection = await step(
+      config.rpcUrl ? `connecting to ${config.rpcUrl}` : 'starting the local chain',
+      async () => {
+        if (config.rpcUrl) return connectChain(config.rpcUrl);
+        localChain = await startLocalChain({ dataDir: config.dataDir, port: config.chainPort });
+        cleanups.push(localChain.stop);
+        return connectChain(localChain.rpcUrl);
+      },
+    );
     const local = localChain !== undefined && chain.chain.id === LOCAL_CHAIN_ID;
     const operator: LocalAccount | undefined = local ? devAccount(0) : undefined;
 
-    const signer = operator ?? (config.privateKey ? (await import('viem/accounts')).privateKeyToAccount(config.privateKey) : undefined);
+    const signer =
+      operator ??
+      (config.privateKey
+        ? (await import('viem/accounts')).privateKeyToAccount(config.privateKey)
+        : undefined);
     const { deployment, deployedNow } = await step('checking the contract deployment', () =>
       ensureDeployment(chain, {
         dataDir: config.dataDir,
@@ -76,8 +86,14 @@ export async function startNode(config: NodeConfig, onProgress: Progress = () =>
       }),
     );
 
-    const database = await step(config.databaseUrl ? 'connecting to PostgreSQL' : 'opening the embedded database', () =>
-      openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { dir: path.join(config.dataDir, 'db') }),
+    const database = await step(
+      config.databaseUrl ? 'connecting to PostgreSQL' : 'opening the embedded database',
+      () =>
+        openDatabase(
+          config.databaseUrl
+            ? { url: config.databaseUrl }
+            : { dir: path.join(config.dataDir, 'db') },
+        ),
     );
     cleanups.push(() => database.close());
 
@@ -91,7 +107,10 @@ export async function startNode(config: NodeConfig, onProgress: Progress = () =>
       deployment,
       local,
       operator,
-      auth: new AuthService(database.db, { publicClient: chain.publicClient, chainId: chain.chain.id }),
+      auth: new AuthService(database.db, {
+        publicClient: chain.publicClient,
+        chainId: chain.chain.id,
+      }),
     };
 
     const server: FastifyInstance = await step('starting the HTTP server', async () => {

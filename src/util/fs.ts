@@ -27,5 +27,8 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
 
 /** A unique sibling path for a temporary file that will be renamed onto `file`. */
 export function temporaryPath(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  return path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`,
+  );
 }

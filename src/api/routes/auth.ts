@@ -26,7 +26,8 @@ export function authRoutes(app: FastifyInstance, ctx: NodeContext): void {
       config: { public: true },
       schema: {
         tags: ['auth'],
-        summary: 'Sign in: verify a signed EIP-4361 message, open a session (cookie and bearer token)',
+        summary:
+          'Sign in: verify a signed EIP-4361 message, open a session (cookie and bearer token)',
         body: Type.Object(
           {
             message: Type.String({ minLength: 1, maxLength: 4096 }),
@@ -50,7 +51,11 @@ export function authRoutes(app: FastifyInstance, ctx: NodeContext): void {
         secure: request.protocol === 'https',
         expires: session.expiresAt,
       });
-      return { address: session.address, expiresAt: session.expiresAt.toISOString(), token: session.token };
+      return {
+        address: session.address,
+        expiresAt: session.expiresAt.toISOString(),
+        token: session.token,
+      };
     },
   );
 
@@ -73,7 +78,11 @@ export function authRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const principal = requirePrincipal(request);
       const session = await ctx.auth.sessionOf(principal);
-      return { address: session.address, via: principal.via, expiresAt: session.expiresAt?.toISOString() ?? null };
+      return {
+        address: session.address,
+        via: principal.via,
+        expiresAt: session.expiresAt?.toISOString() ?? null,
+      };
     },
   );
 

@@ -32,9 +32,15 @@ export function keyRoutes(app: FastifyInstance, ctx: NodeContext): void {
       schema: {
         tags: ['keys'],
         summary: 'Create an API key for the signed-in wallet; the secret is in this answer only',
-        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          { name: Type.String({ minLength: 1, maxLength: 64 }) },
+          { additionalProperties: false },
+        ),
         response: {
-          201: Type.Object({ ...KeyView.properties, key: Type.String({ description: 'The secret bearer key. Store it now.' }) }),
+          201: Type.Object({
+            ...KeyView.properties,
+            key: Type.String({ description: 'The secret bearer key. Store it now.' }),
+          }),
           ...errors(400, 401, 409),
         },
       },

@@ -30,9 +30,13 @@ export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Me
             version: Type.String(),
             chainId: Type.Integer(),
             rpcUrl: Type.String(),
-            local: Type.Boolean({ description: 'True on the local development chain (dev accounts and faucet).' }),
+            local: Type.Boolean({
+              description: 'True on the local development chain (dev accounts and faucet).',
+            }),
             contracts: Type.Object({ OpenToken: Address, DevFaucet: Type.Optional(Address) }),
-            database: Type.Object({ kind: Type.Union([Type.Literal('pglite'), Type.Literal('postgres')]) }),
+            database: Type.Object({
+              kind: Type.Union([Type.Literal('pglite'), Type.Literal('postgres')]),
+            }),
             uptimeSeconds: Type.Integer(),
           }),
         },
@@ -55,7 +59,8 @@ export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Me
     {
       schema: {
         tags: ['system'],
-        summary: 'Liveness of the database, the chain and the inference engine (503 when any fails)',
+        summary:
+          'Liveness of the database, the chain and the inference engine (503 when any fails)',
         response: { 200: Health, 503: Health },
       },
     },
@@ -71,7 +76,9 @@ export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Me
       // No base model is loaded by the node yet: the engine is idle, which is healthy.
       const engine = { ok: true, detail: 'idle: no model loaded' };
       const ok = database.ok && chain.ok && engine.ok;
-      return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', checks: { database, chain, engine } });
+      return reply
+        .status(ok ? 200 : 503)
+        .send({ status: ok ? 'ok' : 'degraded', checks: { database, chain, engine } });
     },
   );
 
@@ -86,7 +93,10 @@ async function probe(run: () => Promise<Record<string, unknown>>) {
   try {
     return { ok: true, ...(await run()) };
   } catch (error) {
-    return { ok: false, error: error instanceof Error ? error.message.split('\n')[0] : String(error) };
+    return {
+      ok: false,
+      error: error instanceof Error ? error.message.split('\n')[0] : String(error),
+    };
   }
 }
 

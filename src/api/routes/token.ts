@@ -39,10 +39,21 @@ export function tokenRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const address = getAddress((request.params as { address: string }).address);
       const [open, eth] = await Promise.all([
-        ctx.chain.publicClient.readContract({ address: token, abi: OpenTokenAbi, functionName: 'balanceOf', args: [address] }),
+        ctx.chain.publicClient.readContract({
+          address: token,
+          abi: OpenTokenAbi,
+          functionName: 'balanceOf',
+          args: [address],
+        }),
         ctx.chain.publicClient.getBalance({ address }),
       ]);
-      return { address, open: open.toString(), eth: eth.toString(), symbol: 'OPEN' as const, decimals: 18 as const };
+      return {
+        address,
+        open: open.toString(),
+        eth: eth.toString(),
+        symbol: 'OPEN' as const,
+        decimals: 18 as const,
+      };
     },
   );
 
@@ -52,7 +63,9 @@ export function tokenRoutes(app: FastifyInstance, ctx: NodeContext): void {
       schema: {
         tags: ['token'],
         summary: 'Local chain only: send test OPEN and gas money to the caller (or to `address`)',
-        body: Type.Optional(Type.Object({ address: Type.Optional(Address) }, { additionalProperties: false })),
+        body: Type.Optional(
+          Type.Object({ address: Type.Optional(Address) }, { additionalProperties: false }),
+        ),
         response: {
           200: Type.Object({ address: Address, open: Wei, eth: Wei, txHash: TxHash }),
           ...errors(400, 401, 404, 429),
@@ -63,21 +76,34 @@ export function tokenRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const caller = requirePrincipal(request);
       const faucet = ctx.deployment.contracts.DevFaucet;
       if (!faucet || !ctx.operator) {
-        throw new OpenLedgerError('FAUCET_UNAVAILABLE', 'This node runs on a real chain: it has no faucet.', {
-          hint: 'Acquire OPEN on this chain, or run a local node (`openledger up` without --rpc-url) for testing.',
-        });
+        throw new OpenLedgerError(
+          'FAUCET_UNAVAILABLE',
+          'This node runs on a real chain: it has no faucet.',
+          {
+            hint: 'Acquire OPEN on this chain, or run a local node (`openledger up` without --rpc-url) for testing.',
+          },
+        );
       }
       const body = (request.body ?? {}) as { address?: string };
       const to: EvmAddress = getAddress(body.address ?? caller.address);
       const client = ctx.chain.publicClient;
       return serially(async () => {
-        const nextAt = await client.readContract({ address: faucet, abi: DevFaucetAbi, functionName: 'nextDripAt', args: [to] });
+        const nextAt = await client.readContract({
+          address: faucet,
+          abi: DevFaucetAbi,
+          functionName: 'nextDripAt',
+          args: [to],
+        });
         if (nextAt > 0n) {
           const block = await client.getBlock();
           const retryAfterSeconds = Math.max(1, Number(nextAt - block.timestamp));
-          throw new OpenLedgerError('FAUCET_COOLDOWN', `${to} received test OPEN recently; try again in ${retryAfterSeconds} s.`, {
-            details: { retryAfterSeconds },
-          });
+          throw new OpenLedgerError(
+            'FAUCET_COOLDOWN',
+            `${to} received test OPEN recently; try again in ${retryAfterSeconds} s.`,
+            {
+              details: { retryAfterSeconds },
+            },
+          );
         }
         const { request: drip } = await client.simulateContract({
           account: ctx.operator!,
@@ -88,7 +114,11 @@ export function tokenRoutes(app: FastifyInstance, ctx: NodeContext): void {
         });
         const hash = await ctx.chain.walletFor(ctx.operator!).writeContract(drip);
         const receipt = await client.waitForTransactionReceipt({ hash });
-        const [dripped] = parseEventLogs({ abi: DevFaucetAbi, logs: receipt.logs, eventName: 'Dripped' });
+        const [dripped] = parseEventLogs({
+          abi: DevFaucetAbi,
+          logs: receipt.logs,
+          eventName: 'Dripped',
+        });
         return {
           address: to,
           open: (dripped?.args.tokenAmount ?? 0n).toString(),

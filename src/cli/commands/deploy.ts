@@ -33,7 +33,9 @@ export async function deploy(flags: DeployFlags, out: Output): Promise<void> {
       hint: 'Pass --rpc-url URL (or set OPENLEDGER_RPC_URL). `openledger up` deploys to its local chain by itself.',
     });
   }
-  const dataDir = path.resolve(flags.dataDir ?? process.env.OPENLEDGER_DATA_DIR ?? DEFAULT_DATA_DIR);
+  const dataDir = path.resolve(
+    flags.dataDir ?? process.env.OPENLEDGER_DATA_DIR ?? DEFAULT_DATA_DIR,
+  );
   out.progress(`connecting to ${rpcUrl}`);
   const conn = await connectChain(rpcUrl);
   const signer = await resolveSigner({
@@ -48,10 +50,14 @@ export async function deploy(flags: DeployFlags, out: Output): Promise<void> {
   }
   const recorded = await readDeployment(dataDir, conn.chain.id);
   if (recorded && !flags.force && (await isDeploymentLive(conn, recorded))) {
-    throw new OpenLedgerError('CONFLICT', `The contracts are already deployed on chain ${conn.chain.id} (recorded in ${deploymentFile(dataDir, conn.chain.id)}).`, {
-      hint: 'Pass --force to deploy a fresh suite anyway.',
-      details: { contracts: recorded.contracts },
-    });
+    throw new OpenLedgerError(
+      'CONFLICT',
+      `The contracts are already deployed on chain ${conn.chain.id} (recorded in ${deploymentFile(dataDir, conn.chain.id)}).`,
+      {
+        hint: 'Pass --force to deploy a fresh suite anyway.',
+        details: { contracts: recorded.contracts },
+      },
+    );
   }
   const deployment = await deployContracts(conn, {
     signer,

@@ -23,7 +23,8 @@ interface KeyView {
  */
 export async function authenticatedClient(flags: AuthFlags): Promise<NodeClient> {
   const apiKey = process.env.OPENLEDGER_API_KEY;
-  if (apiKey && flags.account === undefined && flags.keystore === undefined) return new NodeClient(flags.url, { apiKey });
+  if (apiKey && flags.account === undefined && flags.keystore === undefined)
+    return new NodeClient(flags.url, { apiKey });
   const client = new NodeClient(flags.url);
   const { local } = await client.request<{ local: boolean }>('GET', '/api/status');
   const signer = await resolveSigner({
@@ -39,9 +40,17 @@ export async function authenticatedClient(flags: AuthFlags): Promise<NodeClient>
 
 export async function keysCreate(flags: AuthFlags & { name: string }, out: Output): Promise<void> {
   const client = await authenticatedClient(flags);
-  const key = await client.request<KeyView & { key: string }>('POST', '/api/keys', { name: flags.name });
+  const key = await client.request<KeyView & { key: string }>('POST', '/api/keys', {
+    name: flags.name,
+  });
   out.result(key, (k) =>
-    [`created API key "${k.name}" (${k.id})`, '', `  ${k.key}`, '', 'Store it now: it is not shown again.'].join('\n'),
+    [
+      `created API key "${k.name}" (${k.id})`,
+      '',
+      `  ${k.key}`,
+      '',
+      'Store it now: it is not shown again.',
+    ].join('\n'),
   );
 }
 
@@ -52,7 +61,10 @@ export async function keysList(flags: AuthFlags, out: Output): Promise<void> {
     list.length === 0
       ? 'no API keys'
       : list
-          .map((k) => `${k.id}  ${k.prefix}…  ${k.name.padEnd(20)} ${k.revokedAt ? `revoked ${k.revokedAt}` : `created ${k.createdAt}`}`)
+          .map(
+            (k) =>
+              `${k.id}  ${k.prefix}…  ${k.name.padEnd(20)} ${k.revokedAt ? `revoked ${k.revokedAt}` : `created ${k.createdAt}`}`,
+          )
           .join('\n'),
   );
 }

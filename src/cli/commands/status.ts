@@ -12,7 +12,10 @@ interface Status {
 }
 interface Health {
   status: string;
-  checks: Record<string, { ok: boolean; latencyMs?: number; detail?: string; error?: string; blockNumber?: string }>;
+  checks: Record<
+    string,
+    { ok: boolean; latencyMs?: number; detail?: string; error?: string; blockNumber?: string }
+  >;
 }
 
 /** `openledger status`: what a running node is and whether its parts are healthy. */
@@ -28,7 +31,9 @@ export async function status(url: string, out: Output): Promise<void> {
     [
       `node      ${s.url} (openledger ${s.version}, up ${s.uptimeSeconds} s)`,
       `chain     ${s.chainId} at ${s.rpcUrl}${s.local ? ' (local dev chain)' : ''}`,
-      ...Object.entries(s.contracts).map(([name, address]) => `contract  ${name.padEnd(10)} ${address}`),
+      ...Object.entries(s.contracts).map(
+        ([name, address]) => `contract  ${name.padEnd(10)} ${address}`,
+      ),
       `database  ${s.database.kind}`,
       `health    ${s.health.status}`,
       ...Object.entries(s.health.checks).map(

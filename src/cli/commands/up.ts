@@ -10,7 +10,9 @@ const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
 /** `openledger up`: runs the node until SIGINT or SIGTERM, then shuts it down cleanly. */
 export async function up(flags: ConfigFlags, out: Output): Promise<void> {
   const config = { ...resolveConfig(flags), webDir: WEB_DIR };
-  const node = await startNode(config, ({ step, done }) => (done ? out.progressDone(step) : out.progress(step)));
+  const node = await startNode(config, ({ step, done }) =>
+    done ? out.progressDone(step) : out.progress(step),
+  );
   const ready = {
     url: node.url,
     rpcUrl: node.rpcUrl,
@@ -29,7 +31,10 @@ export async function up(flags: ConfigFlags, out: Output): Promise<void> {
         process.exit(130);
       }
       stopping = true;
-      if (!out.json) process.stderr.write(`${signal}: shutting down (finishing requests, saving chain state)…\n`);
+      if (!out.json)
+        process.stderr.write(
+          `${signal}: shutting down (finishing requests, saving chain state)…\n`,
+        );
       node.close().then(resolve, (error: unknown) => {
         out.error(error);
         process.exitCode = 1;
