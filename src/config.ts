@@ -18,6 +18,8 @@ export interface NodeConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Where the built web app lives; absent when the node serves the API only. */
   webDir: string | undefined;
+  /** Behind a reverse proxy: honour X-Forwarded-Proto/-For (secure cookies, client addresses). */
+  trustProxy: boolean;
 }
 
 export const DEFAULT_PORT = 7070;
@@ -39,6 +41,7 @@ export const CONFIG_ENV = {
   databaseUrl: 'DATABASE_URL',
   privateKey: 'OPENLEDGER_PRIVATE_KEY',
   logLevel: 'OPENLEDGER_LOG_LEVEL',
+  trustProxy: 'OPENLEDGER_TRUST_PROXY',
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -81,6 +84,7 @@ export function resolveConfig(
     privateKey: privateKey ? (privateKey as `0x${string}`) : undefined,
     logLevel: logLevel as NodeConfig['logLevel'],
     webDir: undefined,
+    trustProxy: ['1', 'true', 'yes'].includes((env[CONFIG_ENV.trustProxy] ?? '').toLowerCase()),
   };
 }
 

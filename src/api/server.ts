@@ -20,6 +20,7 @@ export interface ServerOptions {
   logLevel: string;
   /** The built web app to serve at `/`; absent: API only. */
   webDir: string | undefined;
+  trustProxy: boolean;
 }
 
 /**
@@ -33,6 +34,7 @@ export async function buildServer(
   const app = Fastify({
     logger: { level: options.logLevel, stream: process.stderr },
     bodyLimit: 1024 * 1024,
+    trustProxy: options.trustProxy,
     // Requests must finish cleanly at shutdown; give slow clients this long.
     pluginTimeout: 30_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },

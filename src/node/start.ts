@@ -114,7 +114,11 @@ export async function startNode(
     };
 
     const server: FastifyInstance = await step('starting the HTTP server', async () => {
-      const app = await buildServer(context, { logLevel: config.logLevel, webDir: config.webDir });
+      const app = await buildServer(context, {
+        logLevel: config.logLevel,
+        webDir: config.webDir,
+        trustProxy: config.trustProxy,
+      });
       cleanups.push(() => app.close());
       await app.listen({ host: config.host, port: config.port });
       return app;
