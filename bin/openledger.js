@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// The `openledger` command. Runs the compiled CLI; in a source checkout that has not been built
-// yet (`npm run build`), runs the TypeScript sources through tsx instead.
+// The `openledger` command. In a source checkout (src/ beside this folder, tsx installed) it runs
+// the TypeScript sources, so it can never be staler than the code; an installed package runs
+// the compiled dist/.
 import { existsSync } from 'node:fs';
 
-const compiled = new URL('../dist/cli/main.js', import.meta.url);
-if (existsSync(compiled)) {
-  await import(compiled.href);
+const sources = new URL('../src/cli/main.ts', import.meta.url);
+let tsx;
+if (existsSync(sources)) tsx = await import('tsx/esm/api').catch(() => undefined);
+if (tsx) {
+  tsx.register();
+  await import(sources.href);
 } else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(new URL('../src/cli/main.ts', import.meta.url).href);
+  await import(new URL('../dist/cli/main.js', import.meta.url).href);
 }

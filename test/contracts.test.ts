@@ -440,7 +440,10 @@ describe('contracts on a local chain', () => {
       assert.deepEqual(again.deployment.contracts, first.deployment.contracts);
       const gone = {
         ...first.deployment,
-        contracts: { OpenToken: '0x00000000000000000000000000000000000000aa' as Address },
+        contracts: {
+          ...first.deployment.contracts,
+          OpenToken: '0x00000000000000000000000000000000000000aa' as Address,
+        },
       };
       assert.equal(await isDeploymentLive(conn, gone), false);
       await assert.rejects(

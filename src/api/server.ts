@@ -11,6 +11,7 @@ import { authenticationHook } from './auth.ts';
 import { errorSchema, sendError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.ts';
+import { datanetRoutes } from './routes/datanets.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tokenRoutes } from './routes/token.ts';
@@ -87,6 +88,7 @@ export async function buildServer(
   authRoutes(app, ctx);
   keyRoutes(app, ctx);
   tokenRoutes(app, ctx);
+  datanetRoutes(app, ctx);
 
   const webDir = options.webDir;
   const hasWeb = webDir !== undefined && existsSync(path.join(webDir, 'index.html'));

@@ -13,6 +13,8 @@ import { OpenLedgerError } from '../errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import type { ChainConnection } from './clients.ts';
 import {
+  DatanetRegistryAbi,
+  DatanetRegistryBytecode,
   DevFaucetAbi,
   DevFaucetBytecode,
   OpenTokenAbi,
@@ -32,7 +34,7 @@ export const FAUCET_DRIP = {
 
 export interface Deployment {
   chainId: number;
-  contracts: { OpenToken: Address; DevFaucet?: Address };
+  contracts: { OpenToken: Address; DatanetRegistry: Address; DevFaucet?: Address };
   deployer: Address;
   treasury: Address;
   transactions: Record<string, Hash>;
@@ -47,10 +49,13 @@ export interface DeployOptions {
   onStep?: (step: string) => void;
 }
 
+/** Contracts every deployment has; a record without one of them was written by an older version. */
+const REQUIRED_CONTRACTS = ['OpenToken', 'DatanetRegistry'] as const;
+
 /**
- * Deploys the contract suite: the OPEN token (supply to the treasury) and, on the local chain
- * only, a faucet funded with OPEN and ETH. Each step waits for its receipt, as it must on a real
- * chain, and a reverted step fails the whole deployment with the step named.
+ * Deploys the contract suite: the OPEN token (supply to the treasury), the datanet registry and,
+ * on the local chain only, a faucet funded with OPEN and ETH. Each step waits for its receipt, as
+ * it must on a real chain, and a reverted step fails the whole deployment with the step named.
  */
 export async function deployContracts(
   conn: ChainConnection,
@@ -88,8 +93,14 @@ export async function deployContracts(
       args: [treasury, OPEN_TOTAL_SUPPLY, zeroAddress, zeroAddress],
     }),
   );
-  const contracts: Deployment['contracts'] = { OpenToken: getAddress(token.contractAddress!) };
-  let lastBlock = token.blockNumber;
+  const registry = await step('deploy DatanetRegistry', () =>
+    wallet.deployContract({ abi: DatanetRegistryAbi, bytecode: DatanetRegistryBytecode }),
+  );
+  const contracts: Deployment['contracts'] = {
+    OpenToken: getAddress(token.contractAddress!),
+    DatanetRegistry: getAddress(registry.contractAddress!),
+  };
+  let lastBlock = registry.blockNumber;
 
   if (local) {
     const faucet = await step('deploy DevFaucet', () =>
@@ -127,12 +138,16 @@ export async function deployContracts(
   };
 }
 
-/** True when every recorded contract still has code on the chain (a reset chain has none). */
+/**
+ * True when the record holds the whole suite and every recorded contract still has code on the
+ * chain (a reset chain has none).
+ */
 export async function isDeploymentLive(
   conn: ChainConnection,
   deployment: Deployment,
 ): Promise<boolean> {
   if (deployment.chainId !== conn.chain.id) return false;
+  if (REQUIRED_CONTRACTS.some((name) => !deployment.contracts[name])) return false;
   for (const address of Object.values(deployment.contracts)) {
     const code = await conn.publicClient.getCode({ address });
     if (!code || code === '0x') return false;

@@ -22,4 +22,5 @@ export {
 export type { Deployment } from './deploy.ts';
 export { LOCAL_CHAIN_ID, anvilBinaryPath, startLocalChain } from './local.ts';
 export type { LocalChain } from './local.ts';
-export { DevFaucetAbi, OpenTokenAbi } from './generated/contracts.ts';
+export { DatanetRegistryAbi, DevFaucetAbi, OpenTokenAbi } from './generated/contracts.ts';
+export { Relayer } from './relayer.ts';

@@ -17,16 +17,40 @@ export class NodeClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const text = await this.send(
+      method,
+      path,
+      body === undefined ? undefined : { type: 'application/json', data: JSON.stringify(body) },
+    );
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Sends raw bytes (a file upload); answers the JSON result. */
+  async requestBytes<T>(method: string, path: string, bytes: Uint8Array): Promise<T> {
+    const text = await this.send(method, path, { type: 'application/octet-stream', data: bytes });
+    return JSON.parse(text) as T;
+  }
+
+  /** For answers that are not JSON (JSONL exports). */
+  async requestText(method: string, path: string): Promise<string> {
+    return this.send(method, path, undefined);
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    body: { type: string; data: string | Uint8Array } | undefined,
+  ): Promise<string> {
     let response: Response;
     try {
       response = await fetch(new URL(path, this.url), {
         method,
         headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(body === undefined ? {} : { 'content-type': body.type }),
           ...(this.bearer ? { authorization: `Bearer ${this.bearer}` } : {}),
         },
-        body: body === undefined ? null : JSON.stringify(body),
-        signal: AbortSignal.timeout(60_000),
+        body: body === undefined ? null : body.data,
+        signal: AbortSignal.timeout(300_000),
       });
     } catch (cause) {
       throw new OpenLedgerError('NODE_UNREACHABLE', `No OpenLedger node answers at ${this.url}.`, {
@@ -35,15 +59,19 @@ export class NodeClient {
       });
     }
     const text = await response.text();
-    const parsed = text ? (JSON.parse(text) as unknown) : undefined;
     if (!response.ok) {
-      const error = (parsed as { error?: { code: string; message: string } } | undefined)?.error;
+      let error: { code: string; message: string } | undefined;
+      try {
+        error = (JSON.parse(text) as { error?: { code: string; message: string } }).error;
+      } catch {
+        // not a JSON error body
+      }
       throw new RemoteError(
         response.status,
         error ?? { code: 'INTERNAL', message: `HTTP ${response.status}` },
       );
     }
-    return parsed as T;
+    return text;
   }
 
   /** Signs in with Ethereum as `account` and uses the session for the following requests. */

@@ -9,6 +9,20 @@ import {
 import { OpenLedgerError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { DEFAULT_NODE_URL } from './client.ts';
+import {
+  datanetApprove,
+  datanetContribute,
+  datanetCreate,
+  datanetExport,
+  datanetGrant,
+  datanetList,
+  datanetPending,
+  datanetReject,
+  datanetRequestAccess,
+  datanetShow,
+  datanetVerify,
+  datanetVersions,
+} from './commands/datanet.ts';
 import { deploy } from './commands/deploy.ts';
 import { keysCreate, keysList, keysRevoke } from './commands/keys.ts';
 import { status } from './commands/status.ts';
@@ -25,7 +39,9 @@ const program = new Command()
     'OpenLedger node: datanets, model factory, LoRA serving, proof of attribution, OPEN settlement.',
   )
   .version(VERSION)
-  .option('--json', 'print one JSON document on stdout (errors as JSON on stderr)')
+  // Root options only before the command, so a command may have options of the same name
+  // (`datanet verify --version N`).
+  .enablePositionalOptions()
   .showHelpAfterError()
   .exitOverride()
   .configureOutput({ writeErr: (text) => void (json ? undefined : process.stderr.write(text)) });
@@ -126,6 +142,131 @@ signerOptions(keys.command('list').description('list your API keys')).action((op
 signerOptions(
   keys.command('revoke').description('revoke an API key').argument('<id>', 'the key id'),
 ).action((id: string, options) => keysRevoke({ ...options, id }, out));
+
+const datanet = program
+  .command('datanet')
+  .description('community datasets: create, contribute, curate, version, access, export, verify');
+signerOptions(
+  datanet.command('create').description('create a datanet, registered on-chain with you as owner'),
+)
+  .requiredOption('--name <name>', 'a name (3-80 characters)')
+  .option('--summary <text>', 'one line about it')
+  .option('--description <markdown>', 'what belongs in it (also used to judge relevance)')
+  .option('--description-file <file>', 'the description, from a markdown file')
+  .option('--tags <a,b>', 'comma-separated tags')
+  .option('--modality <text|image|audio>', 'what it holds (default text)')
+  .option('--license <spdx>', 'licence contributors grant (default CC-BY-4.0)')
+  .option('--policy <open|permissioned>', 'who may read it (default open)')
+  .option('--accepted-types <list>', 'accepted file types, e.g. txt,md,jsonl')
+  .option('--max-file-bytes <n>', 'largest accepted contribution')
+  .option('--daily-quota <n>', 'contributions per contributor per day')
+  .action((options) => datanetCreate(options, out));
+datanet
+  .command('list')
+  .description('list datanets')
+  .addOption(nodeUrl())
+  .option('--owner <address>', 'only those of this owner')
+  .option('--q <text>', 'search names and summaries')
+  .action((options) => datanetList(options, out));
+signerOptions(
+  datanet.command('show').description('one datanet: metadata, curators, versions').argument('<id>'),
+).action((id: string, options) => datanetShow({ ...options, id }, out));
+signerOptions(
+  datanet
+    .command('contribute')
+    .description(
+      'contribute files (txt, md, pdf, docx, json, jsonl, csv; images, audio) or rows, signed by you',
+    )
+    .argument('<id>')
+    .argument('[files...]'),
+)
+  .option(
+    '--rows <file.json>',
+    'a JSON array of rows ({type:"document"|"instruction"|"chat", ...})',
+  )
+  .option('--license <spdx>', "the licence you grant (default: the datanet's)")
+  .option('--consent', 'agree to contribute under the licence (required)')
+  .action((id: string, files: string[], options) =>
+    datanetContribute({ ...options, id, files }, out),
+  );
+signerOptions(
+  datanet
+    .command('pending')
+    .description('pending contributions (owner and curators)')
+    .argument('<id>'),
+).action((id: string, options) => datanetPending({ ...options, id }, out));
+signerOptions(
+  datanet
+    .command('approve')
+    .description('approve contributions and commit a new version on-chain')
+    .argument('<id>')
+    .argument('<contributions...>'),
+).action((id: string, contributions: string[], options) =>
+  datanetApprove({ ...options, id, contributions }, out),
+);
+signerOptions(
+  datanet
+    .command('reject')
+    .description('reject contributions with a reason')
+    .argument('<id>')
+    .argument('<contributions...>'),
+)
+  .requiredOption('--reason <text>', 'why, for the contributor')
+  .action((id: string, contributions: string[], options) =>
+    datanetReject({ ...options, id, contributions }, out),
+  );
+signerOptions(
+  datanet
+    .command('request-access')
+    .description('ask the owner of a permissioned datanet for access')
+    .argument('<id>'),
+)
+  .requiredOption('--purpose <text>', 'what you will use the data for')
+  .action((id: string, options) => datanetRequestAccess({ ...options, id }, out));
+signerOptions(
+  datanet
+    .command('grant')
+    .description('grant (or --deny, --revoke) an account access, on-chain')
+    .argument('<id>')
+    .argument('<address>'),
+)
+  .option('--deny', 'deny the request instead')
+  .option('--revoke', 'revoke a grant instead')
+  .option('--reason <text>', 'a reason, for a denial')
+  .action((id: string, address: string, options) => datanetGrant({ ...options, id, address }, out));
+datanet
+  .command('versions')
+  .description('version history with roots and transactions')
+  .argument('<id>')
+  .addOption(nodeUrl())
+  .action((id: string, options) => datanetVersions({ ...options, id }, out));
+signerOptions(
+  datanet
+    .command('export')
+    .description('a version as JSONL for training (read access needed)')
+    .argument('<id>'),
+)
+  .option('--version <n>', 'version number (default latest)')
+  .option('--out <file>', 'write to a file instead of stdout')
+  .action((id: string, options) => datanetExport({ ...options, id }, out));
+datanet
+  .command('verify')
+  .description("prove a row of an export is in a committed version, against the chain's root")
+  .argument('<id>')
+  .addOption(nodeUrl())
+  .requiredOption('--version <n>', 'the version the export is of')
+  .requiredOption('--export <file>', 'the JSONL export')
+  .requiredOption('--line <n>', 'the row to check (1-based line number)')
+  .option('--rpc-url <url>', "the chain to check against (default: the node's)")
+  .action((id: string, options) => datanetVerify({ ...options, id }, out));
+
+/** `--json` on every command, documented in each command's help. */
+function addJsonOption(command: Command): void {
+  if (command.commands.length === 0)
+    command.option('--json', 'print one JSON document on stdout (errors as JSON on stderr)');
+  for (const sub of command.commands) addJsonOption(sub);
+}
+for (const command of program.commands) addJsonOption(command);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,8 +1,8 @@
-import type { LocalAccount } from 'viem';
 import type { AuthService } from '../auth/index.ts';
 import type { BlobStore } from '../blobs/index.ts';
-import type { ChainConnection, Deployment } from '../chain/index.ts';
+import type { ChainConnection, Deployment, Relayer } from '../chain/index.ts';
 import type { NodeConfig } from '../config.ts';
+import type { DatanetService } from '../datanets/index.ts';
 import type { Database } from '../db/index.ts';
 
 /** The running node's services, handed to the HTTP layer. Each is owned by its own room. */
@@ -16,7 +16,12 @@ export interface NodeContext {
   deployment: Deployment;
   /** True on the local development chain (dev accounts, faucet). */
   local: boolean;
-  /** The node's own signer on the local chain (dev account 0, the deployer); absent elsewhere. */
-  operator: LocalAccount | undefined;
+  /**
+   * The node's own signer, relaying wallet-signed actions and paying their gas: dev account 0 on
+   * the local chain, OPENLEDGER_PRIVATE_KEY elsewhere; absent when neither is available.
+   */
+  relayer: Relayer | undefined;
   auth: AuthService;
+  /** Absent only when the recorded deployment predates the DatanetRegistry. */
+  datanets: DatanetService | undefined;
 }

@@ -2,11 +2,13 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Address, LocalAccount } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 import { buildServer } from '../api/server.ts';
 import { AuthService } from '../auth/index.ts';
 import { BlobStore } from '../blobs/index.ts';
 import {
   LOCAL_CHAIN_ID,
+  Relayer,
   connectChain,
   devAccount,
   ensureDeployment,
@@ -15,6 +17,7 @@ import {
   type LocalChain,
 } from '../chain/index.ts';
 import type { NodeConfig } from '../config.ts';
+import { DatanetService } from '../datanets/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
 import { VERSION } from '../version.ts';
 import type { NodeContext } from './context.ts';
@@ -71,13 +74,12 @@ export async function startNode(
       },
     );
     const local = localChain !== undefined && chain.chain.id === LOCAL_CHAIN_ID;
-    const operator: LocalAccount | undefined = local ? devAccount(0) : undefined;
-
-    const signer =
-      operator ??
-      (config.privateKey
-        ? (await import('viem/accounts')).privateKeyToAccount(config.privateKey)
-        : undefined);
+    // The node's own signer: it deploys, relays wallet-signed actions and pays their gas.
+    const signer: LocalAccount | undefined = local
+      ? devAccount(0)
+      : config.privateKey
+        ? privateKeyToAccount(config.privateKey)
+        : undefined;
     const { deployment, deployedNow } = await step('checking the contract deployment', () =>
       ensureDeployment(chain, {
         dataDir: config.dataDir,
@@ -97,20 +99,26 @@ export async function startNode(
     );
     cleanups.push(() => database.close());
 
+    const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
+    const relayer = signer ? new Relayer(chain, signer) : undefined;
+    const registry = deployment.contracts.DatanetRegistry;
     const context: NodeContext = {
       config,
       version: VERSION,
       startedAt: new Date(),
       database,
-      blobs: new BlobStore(path.join(config.dataDir, 'blobs')),
+      blobs,
       chain,
       deployment,
       local,
-      operator,
+      relayer,
       auth: new AuthService(database.db, {
         publicClient: chain.publicClient,
         chainId: chain.chain.id,
       }),
+      datanets: registry
+        ? new DatanetService({ db: database.db, blobs, chain, registry, relayer })
+        : undefined,
     };
 
     const server: FastifyInstance = await step('starting the HTTP server', async () => {

@@ -33,7 +33,10 @@ export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Me
             local: Type.Boolean({
               description: 'True on the local development chain (dev accounts and faucet).',
             }),
-            contracts: Type.Object({ OpenToken: Address, DevFaucet: Type.Optional(Address) }),
+            contracts: Type.Record(Type.String(), Address, {
+              description:
+                'Deployed contracts by name: OpenToken, DatanetRegistry, and DevFaucet on the local chain.',
+            }),
             database: Type.Object({
               kind: Type.Union([Type.Literal('pglite'), Type.Literal('postgres')]),
             }),

@@ -9,14 +9,6 @@ import { Address, TxHash, Wei, errors } from '../schemas.ts';
 
 export function tokenRoutes(app: FastifyInstance, ctx: NodeContext): void {
   const token = ctx.deployment.contracts.OpenToken;
-  // The operator signs faucet transactions one at a time, so concurrent requests never race for a nonce.
-  let operatorQueue: Promise<unknown> = Promise.resolve();
-  const serially = <T>(run: () => Promise<T>): Promise<T> => {
-    const next = operatorQueue.then(run, run);
-    operatorQueue = next.catch(() => undefined);
-    return next;
-  };
-
   app.get(
     '/api/token/balances/:address',
     {
@@ -75,7 +67,7 @@ export function tokenRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       const caller = requirePrincipal(request);
       const faucet = ctx.deployment.contracts.DevFaucet;
-      if (!faucet || !ctx.operator) {
+      if (!faucet || !ctx.local || !ctx.relayer) {
         throw new OpenLedgerError(
           'FAUCET_UNAVAILABLE',
           'This node runs on a real chain: it has no faucet.',
@@ -87,45 +79,40 @@ export function tokenRoutes(app: FastifyInstance, ctx: NodeContext): void {
       const body = (request.body ?? {}) as { address?: string };
       const to: EvmAddress = getAddress(body.address ?? caller.address);
       const client = ctx.chain.publicClient;
-      return serially(async () => {
-        const nextAt = await client.readContract({
-          address: faucet,
-          abi: DevFaucetAbi,
-          functionName: 'nextDripAt',
-          args: [to],
-        });
-        if (nextAt > 0n) {
-          const block = await client.getBlock();
-          const retryAfterSeconds = Math.max(1, Number(nextAt - block.timestamp));
-          throw new OpenLedgerError(
-            'FAUCET_COOLDOWN',
-            `${to} received test OPEN recently; try again in ${retryAfterSeconds} s.`,
-            {
-              details: { retryAfterSeconds },
-            },
-          );
-        }
-        const { request: drip } = await client.simulateContract({
-          account: ctx.operator!,
-          address: faucet,
-          abi: DevFaucetAbi,
-          functionName: 'drip',
-          args: [to],
-        });
-        const hash = await ctx.chain.walletFor(ctx.operator!).writeContract(drip);
-        const receipt = await client.waitForTransactionReceipt({ hash });
-        const [dripped] = parseEventLogs({
-          abi: DevFaucetAbi,
-          logs: receipt.logs,
-          eventName: 'Dripped',
-        });
-        return {
-          address: to,
-          open: (dripped?.args.tokenAmount ?? 0n).toString(),
-          eth: (dripped?.args.ethAmount ?? 0n).toString(),
-          txHash: receipt.transactionHash,
-        };
+      const nextAt = await client.readContract({
+        address: faucet,
+        abi: DevFaucetAbi,
+        functionName: 'nextDripAt',
+        args: [to],
       });
+      if (nextAt > 0n) {
+        const block = await client.getBlock();
+        const retryAfterSeconds = Math.max(1, Number(nextAt - block.timestamp));
+        throw new OpenLedgerError(
+          'FAUCET_COOLDOWN',
+          `${to} received test OPEN recently; try again in ${retryAfterSeconds} s.`,
+          {
+            details: { retryAfterSeconds },
+          },
+        );
+      }
+      const receipt = await ctx.relayer.write({
+        address: faucet,
+        abi: DevFaucetAbi,
+        functionName: 'drip',
+        args: [to],
+      });
+      const [dripped] = parseEventLogs({
+        abi: DevFaucetAbi,
+        logs: receipt.logs,
+        eventName: 'Dripped',
+      });
+      return {
+        address: to,
+        open: (dripped?.args.tokenAmount ?? 0n).toString(),
+        eth: (dripped?.args.ethAmount ?? 0n).toString(),
+        txHash: receipt.transactionHash,
+      };
     },
   );
 }
