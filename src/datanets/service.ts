@@ -25,12 +25,7 @@ import {
   type RowContent,
 } from './ingest/index.ts';
 import { buildVersionTree, contributionIdToBytes32, proofFor, type VersionLeaf } from './merkle.ts';
-import {
-  metadataHash,
-  normalizeMetadata,
-  type DatanetMetadata,
-  type DatanetMetadataInput,
-} from './metadata.ts';
+import { metadataHash, normalizeMetadata, type DatanetMetadataInput } from './metadata.ts';
 import { POLICY_CODE, contributionTypedData } from './typed-data.ts';
 
 /** A wallet's authorisation of one relayed registry call: its EIP-712 signature and deadline. */

@@ -26,8 +26,8 @@ export async function call<T = any>(
     body:
       options.body === undefined
         ? null
-        : typeof options.body === 'string'
-          ? options.body
+        : typeof options.body === 'string' || options.body instanceof Uint8Array
+          ? (options.body as string | Uint8Array)
           : JSON.stringify(options.body),
   });
   const text = await response.text();

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { getAddress, type Address as EvmAddress, type Hex } from 'viem';
-import type { Authorization } from '../../datanets/index.ts';
+import { metadataHash, normalizeMetadata, type Authorization } from '../../datanets/index.ts';
 import { OpenLedgerError } from '../../errors.ts';
 import type { NodeContext } from '../../node/context.ts';
 import { requirePrincipal } from '../auth.ts';
@@ -141,6 +141,26 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
         getAddress((request.query as { address: string }).address),
       );
       return { ...info, nonce: info.nonce.toString() };
+    },
+  );
+
+  app.post(
+    '/api/datanets/metadata',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['datanets'],
+        summary:
+          'Normalise datanet metadata (defaults filled) and give the hash a CreateDatanet signature covers',
+        body: Type.Object({ metadata: MetadataInput }, { additionalProperties: false }),
+        response: errors(400),
+      },
+    },
+    async (request) => {
+      const metadata = normalizeMetadata(
+        (request.body as { metadata: Static<typeof MetadataInput> }).metadata,
+      );
+      return { metadata, metadataHash: metadataHash(metadata) };
     },
   );
 
