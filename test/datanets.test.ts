@@ -444,3 +444,86 @@ describe('datanets end to end', () => {
     assert.equal((await reads(stranger)).export, 403);
   });
 });
+
+describe('datanets after a stop between the chain and the database', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode();
+  });
+  after(() => node?.close());
+
+  it('restores datanets and versions the chain has from the blobs stored before each call', async () => {
+    const { DatanetRegistryAbi: abi } = await import('../src/chain/index.ts');
+    const { canonicalJson } = await import('../src/datanets/ingest/index.ts');
+    const { metadataHash, normalizeMetadata, registryTypedData } =
+      await import('../src/datanets/index.ts');
+    const ctx = node.node.context;
+    const registry = ctx.deployment.contracts.DatanetRegistry!;
+    const owner = new DatanetActor(node.url, devAccount(0));
+    const contributor = new DatanetActor(node.url, devAccount(1));
+
+    // A datanet whose creation reached the chain but not the database.
+    const metadata = normalizeMetadata({
+      name: 'Interrupted',
+      description: 'Created while the node stopped.',
+    });
+    await ctx.blobs.put(canonicalJson(metadata));
+    const signing = await owner.signing();
+    const signature = await devAccount(0).signTypedData(
+      registryTypedData.createDatanet(signing, {
+        owner: devAccount(0).address,
+        metadataHash: metadataHash(metadata),
+        policy: 'open',
+      }),
+    );
+    await ctx.relayer!.write({
+      address: registry,
+      abi,
+      functionName: 'createDatanetWithSig',
+      args: [devAccount(0).address, metadataHash(metadata), 0, signing.deadline, signature],
+    });
+    assert.equal((await call(node.url, 'GET', '/api/datanets/1')).status, 404);
+    assert.deepEqual(await ctx.datanets!.reconcile(), { datanets: 1, versions: 0 });
+    assert.equal((await call(node.url, 'GET', '/api/datanets/1')).body.name, 'Interrupted');
+
+    // A version committed on-chain whose approval never reached the database.
+    const contributed = await contributor.contributeRows(1, [
+      { type: 'document', text: paragraph('Interrupted', 3) },
+    ]);
+    assert.equal(contributed.status, 201, JSON.stringify(contributed.body));
+    const plan = await ctx.datanets!.planVersion({ id: 1, approve: [contributed.body.id] });
+    await ctx.blobs.put(plan.manifest);
+    const versionSigning = await owner.signing();
+    const versionSignature = await devAccount(0).signTypedData(
+      registryTypedData.commitVersion(versionSigning, {
+        committer: devAccount(0).address,
+        id: 1n,
+        root: plan.root,
+        rowCount: BigInt(plan.rowCount),
+        manifestId: plan.manifestId,
+      }),
+    );
+    await ctx.relayer!.write({
+      address: registry,
+      abi,
+      functionName: 'commitVersionWithSig',
+      args: [
+        devAccount(0).address,
+        1n,
+        plan.root,
+        BigInt(plan.rowCount),
+        plan.manifestId,
+        versionSigning.deadline,
+        versionSignature,
+      ],
+    });
+    assert.deepEqual(await ctx.datanets!.reconcile(), { datanets: 0, versions: 1 });
+    assert.deepEqual(await ctx.datanets!.reconcile(), { datanets: 0, versions: 0 }, 'idempotent');
+    const versions = (await call(node.url, 'GET', '/api/datanets/1/versions')).body.versions;
+    assert.equal(versions[0].root, plan.root);
+    assert.match(versions[0].txHash, /^0x[0-9a-f]{64}$/);
+    const seen = await contributor.call('GET', `/api/contributions/${contributed.body.id}`);
+    assert.equal(seen.body.status, 'approved');
+    assert.equal(seen.body.version, 1);
+  });
+});

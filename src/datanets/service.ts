@@ -109,6 +109,9 @@ export class DatanetService {
   }): Promise<DatanetRow> {
     const metadata = normalizeMetadata(input.metadata);
     const hash = metadataHash(metadata);
+    // Kept before the chain call: its blob id is the hash registered on-chain, so `reconcile`
+    // can restore the datanet if the node stops between the chain and the database.
+    await this.deps.blobs.put(canonicalJson(metadata));
     const receipt = await this.relay('createDatanetWithSig', [
       input.owner,
       hash,
@@ -942,6 +945,120 @@ export class DatanetService {
       .orderBy(sql`4 desc`, sql`2 desc`);
   }
 
+  /**
+   * Brings the database up to the chain after a stop between a relayed call and the database
+   * write that follows it: datanets and versions the registry has but the database lacks are
+   * restored from the metadata and manifest blobs that were stored before each call. Idempotent.
+   */
+  async reconcile(): Promise<{ datanets: number; versions: number }> {
+    const restored = { datanets: 0, versions: 0 };
+    const onChain = Number(await this.read('datanetCount', []));
+    const known = new Set(
+      (await this.deps.db.select({ id: schema.datanets.id }).from(schema.datanets)).map(
+        (d) => d.id,
+      ),
+    );
+    for (let id = 1; id <= onChain; id++) {
+      if (known.has(id)) continue;
+      const record = (await this.read('datanet', [BigInt(id)])) as {
+        owner: Address;
+        metadataHash: Hex;
+      };
+      const blob = await this.deps.blobs.get(record.metadataHash.slice(2)).catch(() => undefined);
+      if (!blob) continue; // registered elsewhere: this node never saw its metadata
+      const [event] = await this.deps.chain.publicClient.getContractEvents({
+        address: this.deps.registry,
+        abi: DatanetRegistryAbi,
+        eventName: 'DatanetCreated',
+        args: { id: BigInt(id) },
+        fromBlock: 0n,
+      });
+      const metadata = JSON.parse(blob.toString('utf8')) as ReturnType<typeof normalizeMetadata>;
+      await this.deps.db
+        .insert(schema.datanets)
+        .values({
+          id,
+          ...metadata,
+          owner: getAddress(record.owner),
+          metadataHash: record.metadataHash,
+          txHash: event?.transactionHash ?? '0x',
+        })
+        .onConflictDoNothing();
+      known.add(id);
+      restored.datanets++;
+    }
+    for (const id of known) {
+      const chainVersions = Number(await this.read('versionCount', [BigInt(id)]));
+      const [latest] = await this.deps.db
+        .select({ version: sql<number | null>`max(${schema.datanetVersions.version})` })
+        .from(schema.datanetVersions)
+        .where(eq(schema.datanetVersions.datanetId, id));
+      for (let version = (latest?.version ?? 0) + 1; version <= chainVersions; version++) {
+        const record = (await this.read('version', [BigInt(id), BigInt(version)])) as {
+          root: Hex;
+          manifestId: Hex;
+          rowCount: bigint;
+          committer: Address;
+        };
+        const blob = await this.deps.blobs.get(record.manifestId.slice(2)).catch(() => undefined);
+        if (!blob) break; // committed by another node: its rows are not here
+        const manifest = JSON.parse(blob.toString('utf8')) as { rows: [string, string, string][] };
+        const contributionIds = [...new Set(manifest.rows.map((r) => r[2]))];
+        const [event] = await this.deps.chain.publicClient.getContractEvents({
+          address: this.deps.registry,
+          abi: DatanetRegistryAbi,
+          eventName: 'VersionCommitted',
+          args: { id: BigInt(id), version: BigInt(version) },
+          fromBlock: 0n,
+        });
+        await this.deps.db.transaction(async (tx) => {
+          const approved = await tx
+            .update(schema.contributions)
+            .set({
+              status: 'approved',
+              decidedBy: getAddress(record.committer),
+              decidedAt: new Date(),
+              version,
+            })
+            .where(
+              and(
+                inArray(schema.contributions.id, contributionIds),
+                eq(schema.contributions.status, 'pending'),
+              ),
+            )
+            .returning({ id: schema.contributions.id });
+          const added = approved.length
+            ? await tx
+                .update(schema.datanetRows)
+                .set({ status: 'approved', version })
+                .where(
+                  and(
+                    inArray(
+                      schema.datanetRows.contributionId,
+                      approved.map((a) => a.id),
+                    ),
+                    eq(schema.datanetRows.status, 'pending'),
+                  ),
+                )
+                .returning({ id: schema.datanetRows.id })
+            : [];
+          await tx.insert(schema.datanetVersions).values({
+            datanetId: id,
+            version,
+            root: record.root,
+            rowCount: Number(record.rowCount),
+            manifestId: record.manifestId.slice(2),
+            committedBy: getAddress(record.committer),
+            txHash: event?.transactionHash ?? '0x',
+            addedRows: added.length,
+          });
+        });
+        restored.versions++;
+      }
+    }
+    return restored;
+  }
+
   // ----- internals ------------------------------------------------------------------------------
 
   private async verifyContributionSignature(
@@ -1040,16 +1157,28 @@ export class DatanetService {
     return index;
   }
 
-  private read<F extends 'nonces' | 'hasAccess' | 'isCurator'>(
-    functionName: F,
-    args: readonly unknown[],
-  ) {
+  private read<
+    F extends
+      | 'nonces'
+      | 'hasAccess'
+      | 'isCurator'
+      | 'datanetCount'
+      | 'datanet'
+      | 'versionCount'
+      | 'version',
+  >(functionName: F, args: readonly unknown[]) {
     return this.deps.chain.publicClient.readContract({
       address: this.deps.registry,
       abi: DatanetRegistryAbi,
       functionName,
       args,
-    } as never) as Promise<F extends 'nonces' ? bigint : boolean>;
+    } as never) as Promise<
+      F extends 'nonces' | 'datanetCount' | 'versionCount'
+        ? bigint
+        : F extends 'datanet' | 'version'
+          ? unknown
+          : boolean
+    >;
   }
 
   /** Relays a wallet-signed registry call; decodes the registry's errors into API errors. */

@@ -121,6 +121,11 @@ export async function startNode(
         : undefined,
     };
 
+    if (context.datanets) {
+      const datanets = context.datanets;
+      await step('reconciling datanets with the chain', () => datanets.reconcile());
+    }
+
     const server: FastifyInstance = await step('starting the HTTP server', async () => {
       const app = await buildServer(context, {
         logLevel: config.logLevel,

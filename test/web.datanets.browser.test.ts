@@ -1,0 +1,422 @@
+// Headless-Chromium test of the Datanets pages of the web app (web/dist) against a full node:
+// create, contribute (with a duplicate), curate into a version, and permissioned access.
+//
+//   npx vite build --config web/vite.config.ts
+//   node --import tsx --test test/web.datanets.browser.test.ts
+//
+// Skips when Chromium (CHROMIUM_PATH, default /usr/bin/chromium) or web/dist/index.html
+// is missing, unless OPENLEDGER_REQUIRE_BROWSER=1 (as in CI), where that fails.
+// OPENLEDGER_WEB_TEST_URL=http://host:port runs it against an already running local-chain node
+// (a fresh one: the test expects the datanets it creates to get the first versions).
+// OPENLEDGER_WEB_SCREENSHOTS=1 also saves screenshots of the pages it visits to test-results/.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { mnemonicToAccount } from 'viem/accounts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const distIndex = path.join(root, 'web', 'dist', 'index.html');
+const externalUrl = process.env.OPENLEDGER_WEB_TEST_URL;
+const resultsDir = path.join(root, 'test-results');
+const screenshots = process.env.OPENLEDGER_WEB_SCREENSHOTS === '1';
+
+const DEV_MNEMONIC = 'test test test test test test test test test test test junk';
+const DEV = [0, 1, 2, 3].map((i) => mnemonicToAccount(DEV_MNEMONIC, { addressIndex: i }).address);
+const TIMEOUT = 15_000;
+/** Relayed chain transactions and file validation take longer than a page render. */
+const CHAIN_TIMEOUT = 30_000;
+
+const DESCRIPTION = [
+  'Clinical cardiology notes for training a heart health assistant.',
+  'Contributions describe heart disease, blood pressure, arrhythmia, cardiac rhythm,',
+  'echocardiography findings, treatment of hypertension and recovery after cardiac surgery.',
+].join(' ');
+
+// A small text file whose paragraphs are on the datanet's topic, so validation accepts them.
+const NOTES = [
+  'Hypertension raises the workload of the heart. Lowering blood pressure with diet, exercise and medication reduces the risk of heart disease and stroke.',
+  'Atrial fibrillation is the most common arrhythmia. An irregular cardiac rhythm is confirmed on an electrocardiogram and often treated with rate control and anticoagulation.',
+  'Echocardiography shows how the heart muscle and valves move. A reduced ejection fraction after a heart attack guides treatment and cardiac rehabilitation.',
+].join('\n\n');
+
+function skipReason(): string | undefined {
+  if (!existsSync(chromiumPath)) return `Chromium not found at ${chromiumPath} (set CHROMIUM_PATH)`;
+  if (!existsSync(distIndex))
+    return 'web/dist/index.html is missing (run: npx vite build --config web/vite.config.ts)';
+  return undefined;
+}
+
+// CI sets OPENLEDGER_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip.
+const skip = skipReason();
+if (skip && process.env.OPENLEDGER_REQUIRE_BROWSER === '1')
+  throw new Error(`browser test cannot run: ${skip}`);
+if (skip) console.log(`web.datanets.browser.test.ts skipped: ${skip}`);
+
+async function startNode(): Promise<{ url: string; close(): Promise<void> }> {
+  if (externalUrl) return { url: externalUrl, close: async () => {} };
+  const { startTestNode } = await import('./helpers/node.ts');
+  return startTestNode();
+}
+
+/** Polls fn until it returns a truthy value or the timeout expires. */
+async function waitUntil<T>(
+  what: string,
+  fn: () => Promise<T>,
+  timeout = TIMEOUT,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeout;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : String(last)})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function textOf(locator: Locator, timeout = TIMEOUT): Promise<string> {
+  await locator.waitFor({ state: 'visible', timeout });
+  return ((await locator.textContent()) ?? '').trim();
+}
+
+async function waitForText(
+  locator: Locator,
+  expected: RegExp | string,
+  timeout = TIMEOUT,
+): Promise<string> {
+  return waitUntil(
+    `text ${String(expected)}`,
+    async () => {
+      const t = ((await locator.textContent({ timeout: 1_000 })) ?? '').trim();
+      const ok = typeof expected === 'string' ? t.includes(expected) : expected.test(t);
+      return ok ? t : '';
+    },
+    timeout,
+  );
+}
+
+test(
+  'web app: datanets — create, contribute, duplicate, curate, permissioned access',
+  { skip, timeout: 300_000 },
+  async (t: TestContext) => {
+    const node = await startNode();
+    let browser: Browser | undefined;
+    const pageErrors: string[] = [];
+    let page: Page | undefined;
+
+    const at = (p: string) => new URL(p, node.url).toString();
+    const pathname = () => new URL(page!.url()).pathname;
+    const byId = (id: string) => page!.getByTestId(id);
+    const shot = async (name: string) => {
+      mkdirSync(resultsDir, { recursive: true });
+      const file = path.join(resultsDir, `web-datanets-${name}.png`);
+      await page!.screenshot({ path: file, fullPage: true }).catch(() => {});
+      return file;
+    };
+
+    const step = async (name: string, fn: () => Promise<void>) => {
+      t.diagnostic(`step: ${name}`);
+      try {
+        await fn();
+        if (screenshots && page) await shot(name.replace(/[^a-z0-9]+/gi, '-').toLowerCase());
+      } catch (err) {
+        if (page) {
+          const file = await shot(name.replace(/[^a-z0-9]+/gi, '-').toLowerCase());
+          t.diagnostic(`screenshot: ${path.relative(root, file)}`);
+        }
+        if (err instanceof Error) err.message = `[${name}] ${err.message}`;
+        throw err;
+      }
+    };
+
+    const signOut = async () => {
+      if ((await byId('signed-in-address').count()) === 0) return;
+      await byId('sign-out').click();
+      await waitForText(byId('connect-wallet'), 'Connect wallet');
+    };
+
+    const signIn = async (index: number) => {
+      await signOut();
+      await waitForText(byId('connect-wallet'), 'Connect wallet');
+      await byId('connect-wallet').click();
+      await byId('connect-dialog').waitFor();
+      const account = byId(`dev-account-${index}`);
+      assert.equal(await account.getAttribute('data-address'), DEV[index]);
+      await account.click();
+      await byId('connect-dialog').waitFor({ state: 'detached' });
+      assert.equal(await byId('signed-in-address').getAttribute('data-address'), DEV[index]);
+    };
+
+    const openDatanet = async (id: number, tab?: string) => {
+      await page!.goto(at(`/datanets/${id}`));
+      await page!.locator(`[data-testid="page-datanet"][data-datanet-id="${id}"]`).waitFor();
+      await byId('page-title').waitFor();
+      if (tab) {
+        await byId(`tab-${tab}`).click();
+        await byId(`panel-${tab}`).waitFor();
+      }
+    };
+
+    const canRead = async () => {
+      const chip = byId('can-read');
+      await chip.waitFor();
+      return chip.getAttribute('data-can-read');
+    };
+
+    const createDatanet = async (
+      name: string,
+      policy: 'open' | 'permissioned',
+    ): Promise<number> => {
+      await page!.goto(at('/datanets'));
+      await byId('create-datanet-link').click();
+      await waitUntil('path /datanets/new', async () => pathname() === '/datanets/new');
+      await byId('datanet-name-input').fill(name);
+      await byId('datanet-summary-input').fill('Heart health notes written by clinicians.');
+      await byId('datanet-description-input').fill(DESCRIPTION);
+      await byId('datanet-tags-input').fill('Cardiology, medical');
+      await byId(`datanet-policy-${policy}`).check();
+      await byId('create-datanet-submit').click();
+      await waitUntil(
+        'the new datanet page',
+        async () => /^\/datanets\/\d+$/.test(pathname()),
+        CHAIN_TIMEOUT,
+      );
+      const id = Number(pathname().split('/').pop());
+      await waitForText(byId('page-title'), name);
+      const pageEl = page!.locator(`[data-testid="page-datanet"][data-datanet-id="${id}"]`);
+      assert.equal(await pageEl.getAttribute('data-policy'), policy);
+      assert.match(await textOf(byId('policy-badge')), policy === 'open' ? /open/i : /permission/i);
+      assert.equal(await byId('role').textContent(), 'Owner');
+      return id;
+    };
+
+    /** Uploads the notes file on the Contribute tab and returns the validation panel. */
+    const contributeNotes = async (id: number) => {
+      await openDatanet(id, 'contribute');
+      await byId('contribute-file-input').setInputFiles({
+        name: 'cardiology-notes.txt',
+        mimeType: 'text/plain',
+        buffer: Buffer.from(NOTES, 'utf8'),
+      });
+      await waitForText(byId('contribute-file-info'), 'cardiology-notes.txt');
+      assert.equal(await byId('contribute-submit').isDisabled(), true, 'consent is required');
+      await byId('contribute-consent').check();
+      await byId('contribute-submit').click();
+      const status = byId('result-status');
+      await status.waitFor({ timeout: CHAIN_TIMEOUT });
+      assert.equal(await byId('upload-progress').getAttribute('data-progress'), '100');
+      return status;
+    };
+
+    try {
+      browser = await chromium.launch({
+        executablePath: chromiumPath,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+      });
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      page = await context.newPage();
+      page.setDefaultTimeout(TIMEOUT);
+      page.on('pageerror', (err) => pageErrors.push(err.stack ?? err.message));
+
+      await step('signed out: list and sign-in prompts', async () => {
+        await page!.goto(at('/datanets'));
+        await waitForText(byId('page-title'), 'Datanets');
+        await byId('datanets-card').waitFor();
+        await waitForText(byId('connect-wallet'), 'Connect wallet');
+        await byId('create-datanet-link').click();
+        await byId('signin-required').waitFor();
+      });
+
+      let openId = 0;
+      await step('account 0 creates an open datanet', async () => {
+        await signIn(0);
+        openId = await createDatanet('Cardiology notes', 'open');
+        assert.equal(await canRead(), 'true');
+        assert.match(await textOf(byId('datanet-description')), /arrhythmia/);
+        assert.equal(await byId('datanet-owner').getAttribute('data-value'), DEV[0]);
+        assert.match(
+          (await byId('datanet-tx').getAttribute('data-value')) ?? '',
+          /^0x[0-9a-f]{64}$/,
+        );
+        assert.deepEqual(await byId('datanet-tags').locator('li').allTextContents(), [
+          'cardiology',
+          'medical',
+        ]);
+
+        // The list shows it, and the search finds it.
+        await byId('back-to-datanets').click();
+        const row = page!.locator(`[data-testid="datanet-row"][data-datanet-id="${openId}"]`);
+        await row.waitFor();
+        assert.equal(await row.getAttribute('data-name'), 'Cardiology notes');
+        assert.match(await textOf(row.getByTestId('policy-badge')), /open/i);
+        await byId('datanets-search').fill('no such datanet');
+        await byId('datanets-empty').waitFor();
+        await byId('datanets-search').fill('cardio');
+        await row.waitFor();
+        await row.getByTestId('datanet-link').click();
+        await waitUntil('the datanet page', async () => pathname() === `/datanets/${openId}`);
+      });
+
+      let contributionId = '';
+      await step('account 1 contributes a file and it is accepted', async () => {
+        await signIn(1);
+        const status = await contributeNotes(openId);
+        assert.equal(await status.getAttribute('data-status'), 'pending');
+        const [accepted, total] = (await textOf(byId('result-rows'))).split('/').map(Number);
+        assert.ok(total! >= 1 && accepted === total, `all rows accepted (${accepted}/${total})`);
+        const score = Number(await byId('result-score').getAttribute('data-score'));
+        assert.ok(score > 0 && score <= 1, `a score in (0, 1]: ${score}`);
+        assert.match(await textOf(byId('result-score')), /^\d\.\d\d$/);
+        contributionId = await textOf(byId('result-id'));
+        await waitForText(byId('stat-pending'), '1');
+
+        await byId('tab-contributions').click();
+        const row = page!.locator(
+          `[data-testid="contribution-row"][data-contribution-id="${contributionId}"]`,
+        );
+        await row.waitFor();
+        assert.equal(await row.getAttribute('data-status'), 'pending');
+        assert.equal(await byId('tab-review').count(), 0, 'contributors do not review');
+      });
+
+      await step('account 2 uploads the same file and it is rejected as a duplicate', async () => {
+        await signIn(2);
+        const status = await contributeNotes(openId);
+        assert.equal(await status.getAttribute('data-status'), 'rejected');
+        assert.match(await textOf(byId('result-rows')), /^0 \/ \d+$/);
+        assert.match(await textOf(byId('result-reasons')), /duplicate/i);
+        await waitForText(byId('stat-rejected'), '1');
+      });
+
+      let root = '';
+      await step('account 0 approves the pending contribution into version 1', async () => {
+        await signIn(0);
+        await openDatanet(openId, 'review');
+        const table = byId('pending-table');
+        await table.waitFor();
+        const rows = table.getByTestId('contribution-row');
+        await waitUntil('one pending contribution', async () => (await rows.count()) === 1);
+        assert.equal(await rows.first().getAttribute('data-contribution-id'), contributionId);
+        assert.equal(await rows.first().getAttribute('data-contributor'), DEV[1]);
+        await rows.first().getByTestId('select-contribution').check();
+        await byId('approve-commit').click();
+        const result = byId('commit-result');
+        await result.waitFor({ timeout: CHAIN_TIMEOUT });
+        assert.equal(await result.getAttribute('data-version'), '1');
+        root = (await byId('commit-root').getAttribute('data-value')) ?? '';
+        assert.match(root, /^0x[0-9a-f]{64}$/);
+        assert.match(
+          (await byId('commit-tx').getAttribute('data-value')) ?? '',
+          /^0x[0-9a-f]{64}$/,
+        );
+        await byId('review-empty').waitFor();
+        await waitForText(byId('stat-version'), 'v1');
+
+        await byId('tab-versions').click();
+        const version = page!.locator('[data-testid="version-row"][data-version="1"]');
+        await version.waitFor();
+        assert.equal(await version.getByTestId('version-root').getAttribute('data-value'), root);
+        assert.match(
+          (await version.getByTestId('version-tx').getAttribute('data-value')) ?? '',
+          /^0x[0-9a-f]{64}$/,
+        );
+        assert.match(await textOf(version.getByTestId('version-added')), /^\+\d+$/);
+        const href = await version.getByTestId('version-export').getAttribute('href');
+        assert.equal(href, `/api/datanets/${openId}/versions/1/export`);
+        const exported = await page!.request.get(at(href!));
+        assert.equal(exported.status(), 200);
+        assert.equal(exported.headers()['x-openledger-root'], root);
+        const lines = (await exported.text()).split('\n').filter(Boolean);
+        assert.equal(lines.length, Number(await textOf(version.getByTestId('version-rows'))));
+
+        await byId('tab-leaderboard').click();
+        const leader = page!.locator(
+          `[data-testid="leaderboard-row"][data-contributor="${DEV[1]}"]`,
+        );
+        await leader.waitFor();
+        assert.ok(Number(await textOf(leader.getByTestId('leaderboard-approved'))) >= 1);
+
+        await byId('tab-access').click();
+        await byId('access-open').waitFor();
+        if (screenshots) await shot('detail-overview');
+      });
+
+      let closedId = 0;
+      await step('account 0 creates a permissioned datanet', async () => {
+        closedId = await createDatanet('Cardiology notes (restricted)', 'permissioned');
+        assert.equal(await canRead(), 'true', 'the owner may read it');
+      });
+
+      await step('account 3 may not read it and requests access', async () => {
+        await signIn(3);
+        await openDatanet(closedId);
+        assert.equal(await canRead(), 'false');
+        assert.equal(await byId('overview-can-read').getAttribute('data-can-read'), 'false');
+        await byId('tab-access').click();
+        assert.equal(await byId('my-access').getAttribute('data-can-read'), 'false');
+        assert.equal(await byId('access-requests-card').count(), 0);
+        await byId('request-access-purpose').fill(
+          '  Fine-tuning a triage assistant for a study.  ',
+        );
+        await byId('request-access-submit').click();
+        const result = byId('access-request-result');
+        await result.waitFor({ timeout: CHAIN_TIMEOUT });
+        assert.equal(await result.getAttribute('data-status'), 'pending');
+      });
+
+      await step('account 0 grants access', async () => {
+        await signIn(0);
+        await openDatanet(closedId, 'access');
+        const row = page!.locator(`[data-testid="access-request-row"][data-requester="${DEV[3]}"]`);
+        await row.waitFor();
+        assert.equal(await row.getAttribute('data-status'), 'pending');
+        assert.match(await textOf(row), /Fine-tuning a triage assistant for a study\./);
+        await row.getByTestId('grant-access').click();
+        await byId('access-decision-dialog').waitFor();
+        await byId('confirm-access-decision').click();
+        await byId('access-decision-dialog').waitFor({ state: 'detached', timeout: CHAIN_TIMEOUT });
+        await page!
+          .locator(
+            `[data-testid="access-request-row"][data-requester="${DEV[3]}"][data-status="granted"]`,
+          )
+          .waitFor();
+        assert.equal(await byId('access-decision-result').getAttribute('data-status'), 'granted');
+      });
+
+      await step('account 3 may read it now', async () => {
+        await signIn(3);
+        await openDatanet(closedId);
+        assert.equal(await canRead(), 'true');
+        await byId('tab-access').click();
+        assert.equal(await byId('my-access').getAttribute('data-can-read'), 'true');
+      });
+
+      assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+    } finally {
+      await browser?.close().catch(() => {});
+      await node.close();
+    }
+  },
+);
