@@ -291,6 +291,7 @@ test(
         assert.match(await textOf(byId('result-score')), /^\d\.\d\d$/);
         contributionId = await textOf(byId('result-id'));
         await waitForText(byId('stat-pending'), '1');
+        if (screenshots) await shot('detail-contribute');
 
         await byId('tab-contributions').click();
         const row = page!.locator(
@@ -333,6 +334,7 @@ test(
         );
         await byId('review-empty').waitFor();
         await waitForText(byId('stat-version'), 'v1');
+        if (screenshots) await shot('detail-review');
 
         await byId('tab-versions').click();
         const version = page!.locator('[data-testid="version-row"][data-version="1"]');
@@ -350,6 +352,7 @@ test(
         assert.equal(exported.headers()['x-openledger-root'], root);
         const lines = (await exported.text()).split('\n').filter(Boolean);
         assert.equal(lines.length, Number(await textOf(version.getByTestId('version-rows'))));
+        if (screenshots) await shot('detail-versions');
 
         await byId('tab-leaderboard').click();
         const leader = page!.locator(
@@ -358,9 +361,10 @@ test(
         await leader.waitFor();
         assert.ok(Number(await textOf(leader.getByTestId('leaderboard-approved'))) >= 1);
 
+        if (screenshots) await shot('detail-leaderboard');
+
         await byId('tab-access').click();
         await byId('access-open').waitFor();
-        if (screenshots) await shot('detail-overview');
       });
 
       let closedId = 0;
@@ -395,6 +399,7 @@ test(
         assert.match(await textOf(row), /Fine-tuning a triage assistant for a study\./);
         await row.getByTestId('grant-access').click();
         await byId('access-decision-dialog').waitFor();
+        if (screenshots) await shot('detail-access-grant');
         await byId('confirm-access-decision').click();
         await byId('access-decision-dialog').waitFor({ state: 'detached', timeout: CHAIN_TIMEOUT });
         await page!

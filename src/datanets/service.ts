@@ -928,6 +928,62 @@ export class DatanetService {
     };
   }
 
+  /** What changed in a version: the rows it added (versions only ever add rows). */
+  async versionDiff(id: number, version: number) {
+    const versions = await this.versions(id);
+    const chosen = versions.find((v) => v.version === version);
+    if (!chosen) throw new OpenLedgerError('NOT_FOUND', `Datanet ${id} has no version ${version}.`);
+    const added = await this.deps.db
+      .select({
+        rowHash: schema.datanetRows.rowHash,
+        contributor: schema.datanetRows.contributor,
+        contributionId: schema.datanetRows.contributionId,
+      })
+      .from(schema.datanetRows)
+      .where(and(eq(schema.datanetRows.datanetId, id), eq(schema.datanetRows.version, version)))
+      .orderBy(asc(schema.datanetRows.rowHash));
+    const byContributor = new Map<string, number>();
+    for (const row of added) byContributor.set(row.contributor, (byContributor.get(row.contributor) ?? 0) + 1);
+    return {
+      version: chosen,
+      previousRoot: versions.find((v) => v.version === version - 1)?.root ?? null,
+      added,
+      addedByContributor: Object.fromEntries(byContributor),
+    };
+  }
+
+  /** A contributor's record across datanets: contributions, rows and acceptance. */
+  async contributorProfile(address: Address) {
+    const contributor = getAddress(address);
+    const perDatanet = await this.deps.db
+      .select({
+        datanetId: schema.contributions.datanetId,
+        name: schema.datanets.name,
+        contributions: sql<number>`count(*)::int`,
+        approved: sql<number>`count(*) filter (where ${schema.contributions.status} = 'approved')::int`,
+        rejected: sql<number>`count(*) filter (where ${schema.contributions.status} = 'rejected')::int`,
+        pending: sql<number>`count(*) filter (where ${schema.contributions.status} = 'pending')::int`,
+        rows: sql<number>`sum(${schema.contributions.rowCount})::int`,
+        acceptedRows: sql<number>`sum(${schema.contributions.acceptedRowCount})::int`,
+        meanScore: sql<number>`avg(${schema.contributions.score})::float8`,
+      })
+      .from(schema.contributions)
+      .innerJoin(schema.datanets, eq(schema.datanets.id, schema.contributions.datanetId))
+      .where(eq(schema.contributions.contributor, contributor))
+      .groupBy(schema.contributions.datanetId, schema.datanets.name)
+      .orderBy(asc(schema.contributions.datanetId));
+    const total = perDatanet.reduce(
+      (t, d) => ({ contributions: t.contributions + d.contributions, approved: t.approved + d.approved, rows: t.rows + d.rows, acceptedRows: t.acceptedRows + d.acceptedRows }),
+      { contributions: 0, approved: 0, rows: 0, acceptedRows: 0 },
+    );
+    return {
+      address: contributor,
+      ...total,
+      acceptanceRatio: total.contributions === 0 ? null : total.approved / total.contributions,
+      datanets: perDatanet,
+    };
+  }
+
   /** Per-contributor figures of a datanet, most approved rows first. */
   async leaderboard(id: number) {
     await this.get(id);

@@ -562,6 +562,34 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
   );
 
   app.get(
+    '/api/datanets/:id/versions/:version/diff',
+    {
+      schema: {
+        tags: ['datanets'],
+        summary: 'What a version added: row hashes and contributors, and the previous root',
+        params: Type.Object({ id: Type.Integer({ minimum: 1 }), version: Type.Integer({ minimum: 1 }) }),
+        response: errors(404),
+      },
+    },
+    async (request) => {
+      const { id, version } = request.params as { id: number; version: number };
+      return service(ctx).versionDiff(id, version);
+    },
+  );
+
+  app.get(
+    '/api/contributors/:address',
+    {
+      schema: {
+        tags: ['datanets'],
+        summary: "A contributor's record across datanets: contributions, accepted rows, acceptance ratio, scores",
+        params: Type.Object({ address: Address }),
+      },
+    },
+    async (request) => service(ctx).contributorProfile(getAddress((request.params as { address: string }).address)),
+  );
+
+  app.get(
     '/api/datanets/:id/leaderboard',
     {
       schema: {
