@@ -771,7 +771,7 @@ describe('MinHashIndex', () => {
   });
 
   it('keeps LSH candidates only at or over the threshold', () => {
-    const index = new MinHashIndex();
+    const index = new MinHashIndex({ shingleSize: 5 });
     index.add('a', index.signature(base));
     const halfway = index.signature(perturb(base, 12, 77)); // Jaccard about 0.6
     const similarity = MinHashIndex.similarity(index.signature(base), halfway);

@@ -188,6 +188,7 @@ test(
       await byId('datanet-description-input').fill(DESCRIPTION);
       await byId('datanet-tags-input').fill('Cardiology, medical');
       await byId(`datanet-policy-${policy}`).check();
+      if (screenshots) await shot(`create-${policy}`);
       await byId('create-datanet-submit').click();
       await waitUntil(
         'the new datanet page',
@@ -252,6 +253,15 @@ test(
       let openId = 0;
       await step('account 0 creates an open datanet', async () => {
         await signIn(0);
+        // The node's validation error is shown in the page's error banner.
+        await page!.goto(at('/datanets/new'));
+        await byId('datanet-name-input').fill('ab');
+        await byId('create-datanet-submit').click();
+        await byId('error-banner').waitFor();
+        assert.match(await textOf(byId('error-message')), /name/);
+        assert.equal(await byId('error-banner').getAttribute('data-code'), 'VALIDATION_FAILED');
+        assert.equal(pathname(), '/datanets/new');
+
         openId = await createDatanet('Cardiology notes', 'open');
         assert.equal(await canRead(), 'true');
         assert.match(await textOf(byId('datanet-description')), /arrhythmia/);
@@ -275,6 +285,7 @@ test(
         await byId('datanets-empty').waitFor();
         await byId('datanets-search').fill('cardio');
         await row.waitFor();
+        if (screenshots) await shot('list');
         await row.getByTestId('datanet-link').click();
         await waitUntil('the datanet page', async () => pathname() === `/datanets/${openId}`);
       });
@@ -373,11 +384,65 @@ test(
         assert.equal(await canRead(), 'true', 'the owner may read it');
       });
 
-      await step('account 3 may not read it and requests access', async () => {
-        await signIn(3);
+      // Account 3 uses a stand-in for a wallet extension: window.ethereum in the page, keys in
+      // Node. Its typed data arrives as eth_signTypedData_v4 JSON, as a real wallet gets it.
+      const ownerPage = page;
+      const typedRequests: { primaryType: string; json: string }[] = [];
+      let walletPage: Page | undefined;
+      await step('account 3 (browser wallet) may not read it and requests access', async () => {
+        const account = mnemonicToAccount(DEV_MNEMONIC, { addressIndex: 3 });
+        const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+        await context.exposeFunction('__openledgerSignMessage', (data: `0x${string}`) =>
+          account.signMessage({ message: { raw: data } }),
+        );
+        await context.exposeFunction(
+          '__openledgerSignTypedData',
+          async (from: string, json: string) => {
+            assert.equal(from, account.address);
+            const typed = JSON.parse(json) as {
+              domain: Record<string, unknown>;
+              types: Record<string, { name: string; type: string }[]>;
+              primaryType: string;
+              message: Record<string, unknown>;
+            };
+            typedRequests.push({ primaryType: typed.primaryType, json });
+            const { EIP712Domain: _, ...types } = typed.types;
+            // A wallet reads integers given as decimal strings; viem wants bigints.
+            const message = Object.fromEntries(
+              Object.entries(typed.message).map(([k, v]) => {
+                const field = types[typed.primaryType]?.find((f) => f.name === k);
+                return [k, field && /^u?int/.test(field.type) ? BigInt(v as string) : v];
+              }),
+            );
+            return account.signTypedData({ ...typed, types, message } as never);
+          },
+        );
+        await context.addInitScript({
+          content: `window.ethereum = {
+            async request({ method, params }) {
+              if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [${JSON.stringify(account.address)}];
+              if (method === 'personal_sign') return window.__openledgerSignMessage(params[0]);
+              if (method === 'eth_signTypedData_v4') return window.__openledgerSignTypedData(params[0], params[1]);
+              throw Object.assign(new Error('Unsupported method ' + method), { code: 4200 });
+            },
+          };`,
+        });
+        walletPage = await context.newPage();
+        walletPage.setDefaultTimeout(TIMEOUT);
+        walletPage.on('pageerror', (err) => pageErrors.push(err.stack ?? err.message));
+        page = walletPage;
+        await page.goto(at('/'));
+        await waitForText(byId('connect-wallet'), 'Connect wallet');
+        await byId('connect-wallet').click();
+        await byId('injected-wallet').click();
+        await byId('connect-dialog').waitFor({ state: 'detached' });
+        assert.equal(await byId('signed-in-address').getAttribute('data-address'), DEV[3]);
+
         await openDatanet(closedId);
         assert.equal(await canRead(), 'false');
         assert.equal(await byId('overview-can-read').getAttribute('data-can-read'), 'false');
+        await byId('tab-versions').click();
+        await byId('versions-empty').waitFor();
         await byId('tab-access').click();
         assert.equal(await byId('my-access').getAttribute('data-can-read'), 'false');
         assert.equal(await byId('access-requests-card').count(), 0);
@@ -388,10 +453,21 @@ test(
         const result = byId('access-request-result');
         await result.waitFor({ timeout: CHAIN_TIMEOUT });
         assert.equal(await result.getAttribute('data-status'), 'pending');
+
+        assert.equal(typedRequests.length, 1, 'the wallet was asked for one typed signature');
+        const sent = JSON.parse(typedRequests[0]!.json) as {
+          types: Record<string, unknown>;
+          message: { nonce: unknown; deadline: unknown };
+        };
+        assert.equal(typedRequests[0]!.primaryType, 'RequestAccess');
+        assert.ok(sent.types.EIP712Domain, 'the domain type is listed');
+        assert.match(String(sent.message.nonce), /^\d+$/);
+        assert.equal(typeof sent.message.deadline, 'string', 'bigints as decimal strings');
       });
 
       await step('account 0 grants access', async () => {
-        await signIn(0);
+        page = ownerPage;
+        assert.equal(await byId('signed-in-address').getAttribute('data-address'), DEV[0]);
         await openDatanet(closedId, 'access');
         const row = page!.locator(`[data-testid="access-request-row"][data-requester="${DEV[3]}"]`);
         await row.waitFor();
@@ -411,7 +487,7 @@ test(
       });
 
       await step('account 3 may read it now', async () => {
-        await signIn(3);
+        page = walletPage;
         await openDatanet(closedId);
         assert.equal(await canRead(), 'true');
         await byId('tab-access').click();

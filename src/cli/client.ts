@@ -26,8 +26,14 @@ export class NodeClient {
   }
 
   /** Sends raw bytes (a file upload); answers the JSON result. */
-  async requestBytes<T>(method: string, path: string, bytes: Uint8Array): Promise<T> {
-    const text = await this.send(method, path, { type: 'application/octet-stream', data: bytes });
+  async requestBytes<T>(
+    method: string,
+    path: string,
+    bytes: Uint8Array,
+    onProgress?: (sent: number, total: number) => void,
+  ): Promise<T> {
+    const data = onProgress ? streamWithProgress(bytes, onProgress) : bytes;
+    const text = await this.send(method, path, { type: 'application/octet-stream', data });
     return JSON.parse(text) as T;
   }
 
@@ -39,7 +45,7 @@ export class NodeClient {
   private async send(
     method: string,
     path: string,
-    body: { type: string; data: string | Uint8Array } | undefined,
+    body: { type: string; data: string | Uint8Array | ReadableStream<Uint8Array> } | undefined,
   ): Promise<string> {
     let response: Response;
     try {
@@ -50,6 +56,8 @@ export class NodeClient {
           ...(this.bearer ? { authorization: `Bearer ${this.bearer}` } : {}),
         },
         body: body === undefined ? null : body.data,
+        // Required by Node's fetch for a streamed request body.
+        ...(body?.data instanceof ReadableStream ? { duplex: 'half' } : {}),
         signal: AbortSignal.timeout(300_000),
       });
     } catch (cause) {
@@ -100,4 +108,25 @@ export class NodeClient {
     this.bearer = session.token;
     return session;
   }
+}
+
+/** The bytes as a stream of 256 KiB chunks, reporting how much has been handed to the socket. */
+function streamWithProgress(
+  bytes: Uint8Array,
+  onProgress: (sent: number, total: number) => void,
+): ReadableStream<Uint8Array> {
+  const chunk = 256 * 1024;
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= bytes.byteLength) {
+        controller.close();
+        return;
+      }
+      const next = bytes.subarray(sent, sent + chunk);
+      sent += next.byteLength;
+      controller.enqueue(next);
+      onProgress(sent, bytes.byteLength);
+    },
+  });
 }

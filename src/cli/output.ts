@@ -10,6 +10,8 @@ export interface Output {
   json: boolean;
   result<T>(value: T, human: (value: T) => string): void;
   progress(text: string): void;
+  /** Refreshes the running step's text on a terminal (a percentage, say); silent elsewhere. */
+  progressUpdate(text: string): void;
   progressDone(text?: string): void;
   error(error: unknown): void;
 }
@@ -28,6 +30,9 @@ export function createOutput(json: boolean): Output {
     progress(text) {
       if (spinner) spinner.start(text);
       else if (!json) process.stderr.write(`… ${text}\n`);
+    },
+    progressUpdate(text) {
+      if (spinner) spinner.text = text;
     },
     progressDone(text) {
       if (spinner) spinner.succeed(text);

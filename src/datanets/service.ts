@@ -68,6 +68,11 @@ export interface VersionPlan {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/**
+ * Rows at least this similar (estimated Jaccard of word 3-grams) to an earlier row are reported;
+ * `assessRow` rejects those at 0.8 or more as copies and only flags the others for the curators.
+ */
+const NEAR_DUPLICATE_REPORT_AT = 0.5;
 
 /**
  * Datanets: creation and curation relayed to the on-chain registry, signed contributions
@@ -510,7 +515,8 @@ export class DatanetService {
       // Near-duplicates of earlier rows, in the datanet or earlier in this same contribution.
       const near = exactDuplicateOf
         ? undefined
-        : (nearIndex.query(signature)[0] ?? batchIndex.query(signature)[0]);
+        : (nearIndex.query(signature, NEAR_DUPLICATE_REPORT_AT)[0] ??
+          batchIndex.query(signature, NEAR_DUPLICATE_REPORT_AT)[0]);
       const verdict = assessRow({
         text: row.text,
         description: `${datanet.name}. ${datanet.summary}. ${datanet.description} ${datanet.tags.join(' ')}`,
@@ -943,7 +949,8 @@ export class DatanetService {
       .where(and(eq(schema.datanetRows.datanetId, id), eq(schema.datanetRows.version, version)))
       .orderBy(asc(schema.datanetRows.rowHash));
     const byContributor = new Map<string, number>();
-    for (const row of added) byContributor.set(row.contributor, (byContributor.get(row.contributor) ?? 0) + 1);
+    for (const row of added)
+      byContributor.set(row.contributor, (byContributor.get(row.contributor) ?? 0) + 1);
     return {
       version: chosen,
       previousRoot: versions.find((v) => v.version === version - 1)?.root ?? null,
@@ -973,7 +980,12 @@ export class DatanetService {
       .groupBy(schema.contributions.datanetId, schema.datanets.name)
       .orderBy(asc(schema.contributions.datanetId));
     const total = perDatanet.reduce(
-      (t, d) => ({ contributions: t.contributions + d.contributions, approved: t.approved + d.approved, rows: t.rows + d.rows, acceptedRows: t.acceptedRows + d.acceptedRows }),
+      (t, d) => ({
+        contributions: t.contributions + d.contributions,
+        approved: t.approved + d.approved,
+        rows: t.rows + d.rows,
+        acceptedRows: t.acceptedRows + d.acceptedRows,
+      }),
       { contributions: 0, approved: 0, rows: 0, acceptedRows: 0 },
     );
     return {

@@ -567,7 +567,10 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
       schema: {
         tags: ['datanets'],
         summary: 'What a version added: row hashes and contributors, and the previous root',
-        params: Type.Object({ id: Type.Integer({ minimum: 1 }), version: Type.Integer({ minimum: 1 }) }),
+        params: Type.Object({
+          id: Type.Integer({ minimum: 1 }),
+          version: Type.Integer({ minimum: 1 }),
+        }),
         response: errors(404),
       },
     },
@@ -582,11 +585,13 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
     {
       schema: {
         tags: ['datanets'],
-        summary: "A contributor's record across datanets: contributions, accepted rows, acceptance ratio, scores",
+        summary:
+          "A contributor's record across datanets: contributions, accepted rows, acceptance ratio, scores",
         params: Type.Object({ address: Address }),
       },
     },
-    async (request) => service(ctx).contributorProfile(getAddress((request.params as { address: string }).address)),
+    async (request) =>
+      service(ctx).contributorProfile(getAddress((request.params as { address: string }).address)),
   );
 
   app.get(

@@ -258,7 +258,7 @@ export async function datanetContribute(
     const bytes = await readFile(file);
     const nonce = randomNonce();
     const signature = await sign(sha256(bytes), nonce);
-    out.progress(`uploading ${path.basename(file)} (${bytes.byteLength} bytes)`);
+    out.progress(`uploading ${path.basename(file)} (${formatBytes(bytes.byteLength)})`);
     const query = new URLSearchParams({
       fileName: path.basename(file),
       license,
@@ -295,6 +295,14 @@ interface ContributionView {
   rowCount: number;
   acceptedRowCount: number;
   createdAt: string;
+}
+
+function formatBytes(n: number): string {
+  return n < 1024
+    ? `${n} B`
+    : n < 1024 ** 2
+      ? `${(n / 1024).toFixed(1)} KiB`
+      : `${(n / 1024 ** 2).toFixed(1)} MiB`;
 }
 
 function randomNonce(): bigint {

@@ -12,6 +12,12 @@ export interface AssessInput {
 }
 
 export interface AssessOptions {
+  /**
+   * A near-duplicate at or above this similarity is rejected as a copy (default 0.8); below it,
+   * it is only flagged as similar for the curators, with a lower score: rows that share a template
+   * or a question are not copies.
+   */
+  nearDuplicateRejectAt?: number;
   /** Rows whose quality score is below this are rejected (default 0.5). */
   minQuality?: number;
   /** Relevance below this earns an "off-topic" reason and a lower score (default 0.05). */
@@ -67,9 +73,14 @@ export function assessRow(input: AssessInput, options: AssessOptions = {}): Asse
     accepted = false;
   } else if (input.nearDuplicateOf !== undefined) {
     const { id, similarity } = input.nearDuplicateOf;
-    reasons.push(`near-duplicate of ${id} (similarity ${fixed(similarity)})`);
-    score *= Math.max(0, 1 - similarity);
-    accepted = false;
+    if (similarity >= (options.nearDuplicateRejectAt ?? 0.8)) {
+      reasons.push(`near-duplicate of ${id} (similarity ${fixed(similarity)})`);
+      score *= Math.max(0, 1 - similarity);
+      accepted = false;
+    } else {
+      reasons.push(`similar to ${id} (similarity ${fixed(similarity)})`);
+      score *= 1 - similarity / 2;
+    }
   }
   return {
     score: Number(score.toFixed(4)),
