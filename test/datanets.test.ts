@@ -515,10 +515,16 @@ for (const lane of ['pglite', 'postgres'] as const)
         assert.equal(onOpen.status, 409);
         const listed = await owner.call('GET', `/api/datanets/${privateId}/access-requests`);
         assert.equal(listed.body.requests[0].requester, devAccount(3).address);
-        assert.equal(
-          (await stranger.call('GET', `/api/datanets/${privateId}/access-requests`)).status,
-          403,
+        const own = (await stranger.call('GET', `/api/datanets/${privateId}/access-requests`)).body;
+        assert.equal(own.curator, false);
+        assert.deepEqual(
+          own.requests.map((r: { requester: string }) => r.requester),
+          [devAccount(3).address],
         );
+        const others = await alice.call('GET', `/api/datanets/${privateId}/access-requests`);
+        assert.deepEqual(others.body.requests, [], 'a requester sees only their own requests');
+        const twice = await stranger.requestAccess(privateId, 'Again.');
+        assert.equal(twice.status, 409, 'one pending request at a time');
 
         const notOwner = await alice.decideAccess(privateId, devAccount(3).address, 'grant');
         assert.equal(notOwner.status, 403, JSON.stringify(notOwner.body));
@@ -532,6 +538,8 @@ for (const lane of ['pglite', 'postgres'] as const)
           contributions: 0,
           access: true,
         });
+        const again = await stranger.requestAccess(privateId, 'More.');
+        assert.equal(again.status, 409, 'no request once access is granted');
 
         assert.equal(
           (await owner.decideAccess(privateId, devAccount(3).address, 'revoke')).status,

@@ -15,7 +15,18 @@ async function exercise(target: DatabaseTarget) {
     )) as unknown as { rows: { table_name: string }[] };
     assert.deepEqual(
       tables.rows.map((r) => r.table_name),
-      ['accounts', 'api_keys', 'auth_nonces', 'sessions'],
+      [
+        'access_requests',
+        'accounts',
+        'api_keys',
+        'auth_nonces',
+        'contributions',
+        'datanet_curators',
+        'datanet_rows',
+        'datanet_versions',
+        'datanets',
+        'sessions',
+      ],
     );
     await first.db.insert(schema.accounts).values({ address: '0xabc' });
     // Counts come back as the same JavaScript type on both engines (cast in SQL).

@@ -149,10 +149,13 @@ export class DatanetService {
   ): Promise<(DatanetRow & { stats: DatanetStats })[]> {
     const conditions = [];
     if (filter.owner) conditions.push(eq(schema.datanets.owner, getAddress(filter.owner)));
-    if (filter.q)
+    if (filter.q) {
+      // `q` is text, not a pattern: escape LIKE's wildcards.
+      const pattern = `%${filter.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       conditions.push(
-        sql`(${schema.datanets.name} ilike ${`%${filter.q}%`} or ${schema.datanets.summary} ilike ${`%${filter.q}%`})`,
+        sql`(${schema.datanets.name} ilike ${pattern} or ${schema.datanets.summary} ilike ${pattern})`,
       );
+    }
     const rows = await this.deps.db
       .select()
       .from(schema.datanets)
@@ -291,6 +294,29 @@ export class DatanetService {
       );
     }
     const purpose = input.purpose.trim();
+    const account = getAddress(input.account);
+    if (await this.read('hasAccess', [BigInt(input.id), account])) {
+      throw new OpenLedgerError('CONFLICT', `${account} may already read datanet ${input.id}.`);
+    }
+    const [open] = await this.deps.db
+      .select({ id: schema.accessRequests.id })
+      .from(schema.accessRequests)
+      .where(
+        and(
+          eq(schema.accessRequests.datanetId, input.id),
+          eq(schema.accessRequests.requester, account),
+          eq(schema.accessRequests.status, 'pending'),
+        ),
+      );
+    if (open) {
+      throw new OpenLedgerError(
+        'CONFLICT',
+        `${account} already has a pending request (${open.id}) for datanet ${input.id}.`,
+        {
+          hint: 'Wait for the owner to decide.',
+        },
+      );
+    }
     const receipt = await this.relay('requestAccessWithSig', [
       input.account,
       BigInt(input.id),
@@ -311,11 +337,17 @@ export class DatanetService {
     return row!;
   }
 
-  async accessRequests(id: number) {
+  /** Access requests of a datanet, all of them or one requester's. */
+  async accessRequests(id: number, requester?: Address) {
     return this.deps.db
       .select()
       .from(schema.accessRequests)
-      .where(eq(schema.accessRequests.datanetId, id))
+      .where(
+        and(
+          eq(schema.accessRequests.datanetId, id),
+          requester ? eq(schema.accessRequests.requester, getAddress(requester)) : undefined,
+        ),
+      )
       .orderBy(desc(schema.accessRequests.createdAt));
   }
 

@@ -648,16 +648,18 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
     {
       schema: {
         tags: ['datanets'],
-        summary: 'Access requests of a datanet (its owner and curators)',
+        summary:
+          "Access requests of a datanet: all of them for its owner and curators, the caller's own otherwise",
         params: Id,
-        response: errors(401, 403, 404),
+        response: errors(401, 404),
       },
     },
     async (request) => {
       const { id } = request.params as { id: number };
+      const caller = requirePrincipal(request).address;
       const datanets = service(ctx);
-      await datanets.assertCurator(id, requirePrincipal(request).address);
-      return { requests: await datanets.accessRequests(id) };
+      const curator = await datanets.isCurator(id, caller);
+      return { requests: await datanets.accessRequests(id, curator ? undefined : caller), curator };
     },
   );
 

@@ -72,14 +72,7 @@ export type GgufArrayValue = {
 
 /** The numeric scalar types that fit a JavaScript number exactly. */
 export type GgufNumberType =
-  | 'uint8'
-  | 'int8'
-  | 'uint16'
-  | 'int16'
-  | 'uint32'
-  | 'int32'
-  | 'float32'
-  | 'float64';
+  'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
 
 /**
  * One metadata value, tagged with its GGUF type so that writing it back gives the same bytes

@@ -2,6 +2,7 @@
 // { error: { code, message, hint?, details? } }; it is surfaced as ApiError.
 
 export type Address = `0x${string}`;
+export type Hex = `0x${string}`;
 
 export interface NodeStatus {
   name: string;
@@ -67,6 +68,190 @@ export interface FaucetResult {
   open: string;
   eth: string;
   txHash: `0x${string}`;
+}
+
+// ----- datanets -------------------------------------------------------------------------------
+
+export type DatanetPolicy = 'open' | 'permissioned';
+export type DatanetModality = 'text' | 'image' | 'audio';
+
+export interface DatanetRules {
+  acceptedTypes: string[];
+  maxFileBytes: number;
+  dailyQuotaPerContributor: number;
+  dailyQuotaPerDatanet: number;
+}
+
+/** Metadata as normalised by the node (defaults filled); its hash is registered on-chain. */
+export interface DatanetMetadata {
+  name: string;
+  summary: string;
+  description: string;
+  tags: string[];
+  modality: DatanetModality;
+  license: string;
+  policy: DatanetPolicy;
+  rules: DatanetRules;
+}
+
+export type DatanetMetadataInput = Partial<Omit<DatanetMetadata, 'rules'>> & {
+  name: string;
+  rules?: Partial<DatanetRules>;
+};
+
+export interface DatanetStats {
+  contributions: { pending: number; approved: number; rejected: number };
+  approvedRows: number;
+  latestVersion: number;
+}
+
+export interface Datanet extends DatanetMetadata {
+  id: number;
+  owner: Address;
+  metadataHash: Hex;
+  txHash: Hex;
+  createdAt: string;
+}
+
+export interface DatanetSummary extends Datanet {
+  stats: DatanetStats;
+}
+
+export interface DatanetVersion {
+  datanetId: number;
+  version: number;
+  root: Hex;
+  rowCount: number;
+  manifestId: string;
+  committedBy: Address;
+  txHash: Hex;
+  addedRows: number;
+  committedAt: string;
+}
+
+export interface DatanetDetail extends DatanetSummary {
+  curators: Address[];
+  versions: DatanetVersion[];
+  /** Whether the caller (or an anonymous visitor) may read the content. */
+  canRead: boolean;
+}
+
+export interface SigningInfo {
+  chainId: number;
+  registry: Address;
+  nonce: string;
+}
+
+/** A wallet's EIP-712 signature of a relayed registry action, and its deadline (unix seconds). */
+export interface SignedAuthorization {
+  signature: Hex;
+  deadline: string;
+}
+
+export type ContributionStatus = 'pending' | 'approved' | 'rejected';
+
+export interface Contribution {
+  id: string;
+  datanetId: number;
+  contributor: Address;
+  contentHash: string;
+  fileName: string | null;
+  mime: string;
+  blobId: string;
+  bytes: number;
+  license: string;
+  nonce: string;
+  status: ContributionStatus;
+  score: number;
+  reasons: string[];
+  rowCount: number;
+  acceptedRowCount: number;
+  decidedBy: string | null;
+  decidedAt: string | null;
+  decisionReason: string | null;
+  version: number | null;
+  createdAt: string;
+}
+
+export interface ContributionRowSummary {
+  id: string;
+  position: number;
+  rowHash: string;
+  accepted: boolean;
+  score: number;
+  reasons: string[];
+}
+
+export interface ContributionResult extends Contribution {
+  rows: ContributionRowSummary[];
+}
+
+/** The statement a file upload carries in its query string. */
+export interface ContributionStatement {
+  fileName: string;
+  license: string;
+  consent: boolean;
+  nonce: string;
+  signature: Hex;
+}
+
+export interface VersionPlan {
+  datanetId: number;
+  version: number;
+  root: Hex;
+  rowCount: number;
+  addedRows: number;
+  manifestId: Hex;
+  approve: string[];
+  committer: Address;
+  chainId: number;
+  registry: Address;
+  nonce: string;
+}
+
+export interface CommittedVersion {
+  datanetId: number;
+  version: number;
+  root: Hex;
+  rowCount: number;
+  addedRows: number;
+  manifestId: Hex;
+  approve: string[];
+  txHash: Hex;
+}
+
+export interface LeaderboardEntry {
+  contributor: Address;
+  rows: number;
+  approvedRows: number;
+  rejectedRows: number;
+  meanScore: number | null;
+}
+
+export type AccessStatus = 'pending' | 'granted' | 'denied' | 'revoked';
+
+export interface AccessRequest {
+  id: string;
+  datanetId: number;
+  requester: Address;
+  purpose: string;
+  status: AccessStatus;
+  requestTx: Hex;
+  decisionTx: Hex | null;
+  decisionReason: string | null;
+  createdAt: string;
+  decidedAt: string | null;
+  active: boolean;
+}
+
+export type AccessDecision = 'grant' | 'deny' | 'revoke';
+
+export interface AccessDecisionResult {
+  id: number;
+  account: Address;
+  status: AccessStatus;
+  txHash: Hex;
+  requests: number;
 }
 
 export class ApiError extends Error {
@@ -137,7 +322,7 @@ async function parseBody(res: Response): Promise<unknown> {
   }
 }
 
-function errorFrom(res: Response, body: unknown): ApiError {
+function errorFrom(res: { status: number; statusText: string }, body: unknown): ApiError {
   if (body && typeof body === 'object' && 'error' in body) {
     const e = (body as { error: unknown }).error;
     if (e && typeof e === 'object') {
@@ -214,4 +399,123 @@ export const api = {
     request<Balances>(`/api/token/balances/${encodeURIComponent(address)}`, { signal }),
   faucet: (address?: string) =>
     request<FaucetResult>('/api/faucet', { method: 'POST', body: address ? { address } : {} }),
+};
+
+const dn = (id: number) => `/api/datanets/${encodeURIComponent(String(id))}`;
+
+/**
+ * Uploads a file contribution as raw bytes (the signed statement in the query) with
+ * XMLHttpRequest, which, unlike fetch, reports upload progress (0..1).
+ */
+export function uploadContribution(
+  datanetId: number,
+  body: Blob | ArrayBuffer,
+  statement: ContributionStatement,
+  onProgress: (fraction: number) => void = () => {},
+  signal?: AbortSignal,
+): Promise<ContributionResult> {
+  const query = new URLSearchParams({
+    fileName: statement.fileName,
+    license: statement.license,
+    consent: String(statement.consent),
+    nonce: statement.nonce,
+    signature: statement.signature,
+  });
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `${dn(datanetId)}/contributions?${query}`);
+    xhr.withCredentials = true;
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
+    };
+    xhr.onload = () => {
+      let data: unknown;
+      try {
+        data = xhr.responseText ? (JSON.parse(xhr.responseText) as unknown) : undefined;
+      } catch {
+        data = undefined;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(1);
+        resolve(data as ContributionResult);
+      } else {
+        reject(errorFrom({ status: xhr.status, statusText: xhr.statusText }, data));
+      }
+    };
+    xhr.onerror = () => reject(toApiError(new TypeError('upload failed')));
+    xhr.onabort = () => reject(new DOMException('The upload was aborted.', 'AbortError'));
+    if (signal) {
+      if (signal.aborted) return reject(new DOMException('The upload was aborted.', 'AbortError'));
+      signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    }
+    xhr.send(body);
+  });
+}
+
+export const datanetsApi = {
+  list: (filter: { q?: string; owner?: Address } = {}, signal?: AbortSignal) => {
+    const query = new URLSearchParams({
+      ...(filter.q ? { q: filter.q } : {}),
+      ...(filter.owner ? { owner: filter.owner } : {}),
+    }).toString();
+    return request<{ datanets: DatanetSummary[] }>(`/api/datanets${query ? `?${query}` : ''}`, {
+      signal,
+    });
+  },
+  get: (id: number, signal?: AbortSignal) => request<DatanetDetail>(dn(id), { signal }),
+  normalizeMetadata: (metadata: DatanetMetadataInput) =>
+    request<{ metadata: DatanetMetadata; metadataHash: Hex }>('/api/datanets/metadata', {
+      method: 'POST',
+      body: { metadata },
+    }),
+  signingInfo: (address: Address) =>
+    request<SigningInfo>(`/api/datanets/signing-info?${new URLSearchParams({ address })}`),
+  create: (metadata: DatanetMetadata, authorization: SignedAuthorization) =>
+    request<Datanet>('/api/datanets', { method: 'POST', body: { metadata, authorization } }),
+  contributions: (id: number, status?: ContributionStatus, signal?: AbortSignal) =>
+    request<{ contributions: Contribution[]; curator: boolean }>(
+      `${dn(id)}/contributions${status ? `?status=${status}` : ''}`,
+      { signal },
+    ),
+  planVersion: (id: number, approve: string[]) =>
+    request<VersionPlan>(`${dn(id)}/versions/plan`, { method: 'POST', body: { approve } }),
+  commitVersion: (id: number, approve: string[], authorization: SignedAuthorization) =>
+    request<CommittedVersion>(`${dn(id)}/versions`, {
+      method: 'POST',
+      body: { approve, authorization },
+    }),
+  reject: (id: number, contributions: string[], reason: string) =>
+    request<{ rejected: string[]; reason: string }>(`${dn(id)}/reject`, {
+      method: 'POST',
+      body: { contributions, reason },
+    }),
+  versions: (id: number, signal?: AbortSignal) =>
+    request<{ versions: DatanetVersion[] }>(`${dn(id)}/versions`, { signal }),
+  exportUrl: (id: number, version: number | 'latest') => `${dn(id)}/versions/${version}/export`,
+  leaderboard: (id: number, signal?: AbortSignal) =>
+    request<{ contributors: LeaderboardEntry[] }>(`${dn(id)}/leaderboard`, { signal }),
+  requestAccess: (id: number, purpose: string, authorization: SignedAuthorization) =>
+    request<AccessRequest>(`${dn(id)}/access-requests`, {
+      method: 'POST',
+      body: { purpose, authorization },
+    }),
+  accessRequests: (id: number, signal?: AbortSignal) =>
+    request<{ requests: AccessRequest[] }>(`${dn(id)}/access-requests`, { signal }),
+  decideAccess: (
+    id: number,
+    body: {
+      account: Address;
+      decision: AccessDecision;
+      reason?: string;
+      authorization: SignedAuthorization;
+    },
+  ) => request<AccessDecisionResult>(`${dn(id)}/access`, { method: 'POST', body }),
+  access: (id: number, address: Address, signal?: AbortSignal) =>
+    request<{ id: number; address: Address; canRead: boolean }>(
+      `${dn(id)}/access/${encodeURIComponent(address)}`,
+      { signal },
+    ),
+  upload: uploadContribution,
 };

@@ -2,7 +2,17 @@
 // and an injected EIP-1193 wallet (window.ethereum).
 import type { HDAccount } from 'viem/accounts';
 import { createSiweMessage } from 'viem/siwe';
-import { getAddress, toHex } from 'viem';
+import {
+  getAddress,
+  getTypesForEIP712Domain,
+  serializeTypedData,
+  toHex,
+  type Hex,
+  type TypedData,
+  type TypedDataDefinition,
+  type TypedDataDomain,
+  type TypedDataParameter,
+} from 'viem';
 import { api, ApiError, type Address, type NodeStatus, type Session } from './api';
 
 export const DEV_MNEMONIC = 'test test test test test test test test test test test junk';
@@ -151,4 +161,74 @@ export async function signInWithEthereum(
   const result = await api.verify(message, signature);
   saveSignerChoice(choice);
   return { address: result.address, expiresAt: result.expiresAt };
+}
+
+/**
+ * Signs EIP-712 typed data with the signer the session was opened with: a dev account signs in
+ * the browser; an injected wallet is asked for `eth_signTypedData_v4` (JSON, bigints as decimal
+ * strings, EIP712Domain type included). Refuses when the signer is not the signed-in `address`.
+ */
+export async function signTypedData<
+  const typedData extends TypedData | Record<string, unknown>,
+  primaryType extends keyof typedData | 'EIP712Domain' = keyof typedData,
+>(
+  choice: SignerChoice | null,
+  address: Address,
+  typed: TypedDataDefinition<typedData, primaryType>,
+): Promise<Hex> {
+  const mismatch = (actual: string) =>
+    new ApiError({
+      status: 0,
+      code: 'SIGNER_MISMATCH',
+      message: `The wallet account ${actual} is not the signed-in account ${address}.`,
+      hint: 'Sign out, then sign in again with the account you want to act as.',
+    });
+  if (!choice) {
+    throw new ApiError({
+      status: 0,
+      code: 'NO_SIGNER',
+      message: 'This browser does not know which wallet signed you in.',
+      hint: 'Sign out, then sign in again to choose a wallet.',
+    });
+  }
+  if (choice.kind === 'dev') {
+    const account = (await loadDevAccounts())[choice.index];
+    if (!account)
+      throw new ApiError({
+        status: 0,
+        code: 'CLIENT_ERROR',
+        message: `No dev account #${choice.index}.`,
+      });
+    if (getAddress(account.address) !== getAddress(address)) throw mismatch(account.address);
+    return account.signTypedData(typed);
+  }
+  const provider = injectedProvider();
+  if (!provider) {
+    throw new ApiError({
+      status: 0,
+      code: 'NO_INJECTED_WALLET',
+      message: 'No browser wallet was found.',
+      hint: 'Install or unlock a wallet extension, then try again.',
+    });
+  }
+  const accounts = (await provider.request({ method: 'eth_accounts' })) as string[] | undefined;
+  const current = accounts?.find((a) => getAddress(a) === getAddress(address));
+  if (!current) throw mismatch(accounts?.[0] ?? 'none');
+  const { domain, message, primaryType, types } = typed as unknown as {
+    domain?: TypedDataDomain;
+    message: Record<string, unknown>;
+    primaryType: string;
+    types: Record<string, readonly TypedDataParameter[]>;
+  };
+  // As viem's wallet action does: the domain's type listed, then JSON with bigints as strings.
+  const json = serializeTypedData({
+    domain,
+    message,
+    primaryType,
+    types: { EIP712Domain: getTypesForEIP712Domain({ domain }), ...types },
+  } as unknown as TypedDataDefinition);
+  return (await provider.request({
+    method: 'eth_signTypedData_v4',
+    params: [getAddress(address), json],
+  })) as Hex;
 }

@@ -10,12 +10,6 @@ export interface SectionInfo {
 // Sections whose features land in later releases. They describe what the
 // section does and say plainly that it is not available yet — no mock data.
 export const SECTIONS: Record<string, SectionInfo> = {
-  '/datanets': {
-    id: 'datanets',
-    title: 'Datanets',
-    description:
-      'Datanets are community-owned datasets for a specialised domain. Contributors submit data, curators review and accept it, and every accepted contribution is registered on-chain together with its contributor, so that it can be credited and rewarded in OPEN whenever a model trained on it is used.',
-  },
   '/factory': {
     id: 'factory',
     title: 'Model Factory',
