@@ -430,6 +430,37 @@ for (const lane of ['pglite', 'postgres'] as const)
         assert.equal(again.status, 409);
       });
 
+      it('lets the owner appoint a curator, who may then approve; and remove them again', async () => {
+        const rows: RowContent[] = [
+          {
+            type: 'document',
+            text:
+              paragraph('Curated', 11) + ' Plasma in the solar corona is heated by magnetic waves.',
+          },
+        ];
+        const created = await alice.contributeRows(openId, rows);
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+        const notOwner = await bob.setCurator(openId, devAccount(2).address, true);
+        assert.equal(notOwner.status, 403, JSON.stringify(notOwner.body));
+        const appointed = await owner.setCurator(openId, devAccount(2).address, true);
+        assert.equal(appointed.status, 200, JSON.stringify(appointed.body));
+        assert.deepEqual((await call(node.url, 'GET', `/api/datanets/${openId}`)).body.curators, [
+          devAccount(2).address,
+        ]);
+        const byCurator = await bob.approve(openId, [created.body.id]);
+        assert.equal(byCurator.status, 201, JSON.stringify(byCurator.body));
+        assert.equal(byCurator.body.version, 2);
+        assert.equal((await owner.setCurator(openId, devAccount(2).address, false)).status, 200);
+        assert.deepEqual(
+          (await call(node.url, 'GET', `/api/datanets/${openId}`)).body.curators,
+          [],
+        );
+        const after = await bob.call('POST', `/api/datanets/${openId}/versions/plan`, {
+          approve: [created.body.id],
+        });
+        assert.equal(after.status, 403);
+      });
+
       it('rejects with a reason, visible to the contributor', async () => {
         const rows: RowContent[] = [
           {

@@ -13,6 +13,7 @@ import {
   datanetApprove,
   datanetContribute,
   datanetCreate,
+  datanetCurator,
   datanetExport,
   datanetGrant,
   datanetList,
@@ -161,6 +162,17 @@ signerOptions(
   .option('--max-file-bytes <n>', 'largest accepted contribution')
   .option('--daily-quota <n>', 'contributions per contributor per day')
   .action((options) => datanetCreate(options, out));
+signerOptions(
+  datanet
+    .command('curator')
+    .description('appoint (or --remove) a curator, on-chain (owner)')
+    .argument('<id>')
+    .argument('<address>'),
+)
+  .option('--remove', 'remove the curator instead')
+  .action((id: string, address: string, options) =>
+    datanetCurator({ ...options, id, address }, out),
+  );
 datanet
   .command('list')
   .description('list datanets')

@@ -138,6 +138,23 @@ export class DatanetActor {
     });
   }
 
+  async setCurator(datanetId: number, curator: Address, enabled: boolean): Promise<Answer> {
+    const ctx = await this.signing();
+    const signature = await this.account.signTypedData(
+      registryTypedData.setCurator(ctx, {
+        owner: this.account.address,
+        id: BigInt(datanetId),
+        curator,
+        enabled,
+      }),
+    );
+    return this.call('POST', `/api/datanets/${datanetId}/curators`, {
+      curator,
+      enabled,
+      authorization: this.auth(signature, ctx),
+    });
+  }
+
   async requestAccess(datanetId: number, purpose: string): Promise<Answer> {
     const ctx = await this.signing();
     const signature = await this.account.signTypedData(

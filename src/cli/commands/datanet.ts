@@ -614,3 +614,31 @@ export async function datanetVerify(
       `verified: line ${r.line} (row ${r.rowHash}, contributor ${r.contributor}) is in version ${r.version} of datanet ${r.datanetId}; root ${r.rootOnChain} on-chain`,
   );
 }
+
+export async function datanetCurator(
+  flags: AuthFlags & { id: string; address: string; remove?: boolean },
+  out: Output,
+): Promise<void> {
+  const curator = getAddress(flags.address);
+  const enabled = !flags.remove;
+  const { client, signer } = await actingWallet(flags);
+  const ctx = await signingContext(client, signer.address);
+  const signature = await signer.signTypedData(
+    registryTypedData.setCurator(ctx, {
+      owner: signer.address,
+      id: BigInt(flags.id),
+      curator,
+      enabled,
+    }),
+  );
+  const result = await client.request<{ curator: string; enabled: boolean; txHash: string }>(
+    'POST',
+    `/api/datanets/${flags.id}/curators`,
+    { curator, enabled, authorization: authorization(signature, ctx) },
+  );
+  out.result(
+    result,
+    (r) =>
+      `${r.curator} ${r.enabled ? 'is now a curator' : 'is no longer a curator'}; tx ${r.txHash}`,
+  );
+}

@@ -89,7 +89,7 @@ function missing(key: string): OpenLedgerError {
 function wrongType(key: string, value: GgufValue, expected: string): OpenLedgerError {
   return new OpenLedgerError(
     'GGUF_INVALID',
-    `GGUF metadata key '${key}' is a ${describeType(value)}, expected ${expected}`,
+    `GGUF metadata key '${key}' has type ${describeType(value)}, expected ${expected}`,
     { details: { key, found: describeType(value), expected } },
   );
 }

@@ -637,7 +637,10 @@ function alignmentOf(metadata: GgufMetadata, source: string): number {
   const value = metadata.get('general.alignment');
   if (value === undefined) return GGUF_DEFAULT_ALIGNMENT;
   if (value.type !== 'uint32') {
-    throw invalid(source, `'general.alignment' is a ${describeType(value)}; it must be a uint32`);
+    throw invalid(
+      source,
+      `'general.alignment' has type ${describeType(value)}; it must be a uint32`,
+    );
   }
   const alignment = value.value;
   if (alignment === 0 || (alignment & (alignment - 1)) !== 0) {

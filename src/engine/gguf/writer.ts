@@ -225,7 +225,7 @@ function writeValue(w: ByteWriter, value: GgufValue, what: string): void {
     case 'int32': {
       const [lo, hi] = INTEGER_RANGE[value.type];
       if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-        fail(`${what}: ${String(v)} is not a ${value.type}`);
+        fail(`${what}: ${String(v)} is not a valid ${value.type}`);
       }
       w[value.type](v);
       return;
