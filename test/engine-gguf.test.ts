@@ -27,11 +27,12 @@ import {
 import type { GgufMetadata, GgufTensorInput, GgufValue } from '../src/engine/gguf/index.ts';
 import type { OpenLedgerError } from '../src/errors.ts';
 
-const FIXTURES = path.resolve(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'models');
+const ROOT = path.resolve(import.meta.dirname, '..');
+const FIXTURES = path.resolve(ROOT, '..', 'shared', 'fixtures', 'models');
 const GGUF_FIXTURE = path.join(FIXTURES, 'aidreams260K.gguf');
 const BIN_FIXTURE = path.join(FIXTURES, 'aidreams260K.bin');
 const skipWithout = (file: string): false | string =>
-  existsSync(file) ? false : `fixture absent: ${path.relative(process.cwd(), file)}`;
+  existsSync(file) ? false : `fixture absent: ${path.relative(ROOT, file)}`;
 
 /** A deterministic generator (LCG) of uniform and normal numbers. */
 function random(seed: number): { uniform: () => number; normal: () => number } {
@@ -616,6 +617,26 @@ describe('GGUF: writing and reading back', () => {
     }
     const q4k = await back.tensorFloat32('q4_k');
     assert.equal(q4k.length, 512);
+  });
+
+  it('writes and reads a header much larger than its first buffers (a 50k-token vocabulary)', async () => {
+    const tokens = Array.from({ length: 50_000 }, (_, i) => `▁token${i}`);
+    const metadata = new Map<string, GgufValue>([
+      ['tokenizer.ggml.tokens', gguf.array('string', tokens)],
+      [
+        'tokenizer.ggml.scores',
+        gguf.array(
+          'float32',
+          Float32Array.from(tokens, (_, i) => -i),
+        ),
+      ],
+      ['tokenizer.ggml.token_type', gguf.array('int32', new Int32Array(tokens.length).fill(1))],
+    ]);
+    const file = path.join(dir, 'vocab.gguf');
+    const { dataOffset } = await writeGguf(file, { metadata });
+    assert.ok(dataOffset > 1 << 20, `the header has ${dataOffset} bytes`);
+    const back = await readGguf(file, { initialReadBytes: 65536 });
+    assert.deepEqual(back.metadata, metadata);
   });
 
   it('reads a multi-GB file without loading it: the header now, one tensor on demand', async () => {

@@ -212,7 +212,7 @@ function dequantizeQ8_0(data: Uint8Array, blocks: number, y: Float32Array): void
 
 /** quantize_row_q8_0_ref: d = max|x| / 127, q = roundf(x / d). */
 function quantizeQ8_0(x: Float32Array, out: Uint8Array): void {
-  for (let b = 0, o = 0, i = 0; i < x.length; b++, o += 34, i += 32) {
+  for (let o = 0, i = 0; i < x.length; o += 34, i += 32) {
     let amax = 0;
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[i + j]!));
     const d = fround(amax / 127);

@@ -217,93 +217,99 @@ export function parseGgufHeader(
   { fileSize = bytes.length, source = 'GGUF buffer' }: { fileSize?: number; source?: string } = {},
 ): GgufHeader {
   const c = new Cursor(bytes, fileSize, source);
+  const version = readMagicAndVersion(c);
+  const tensorCount = c.count('the tensor count');
+  const kvCount = c.count('the metadata count');
+  // Each metadata entry takes at least 8 + 4 bytes, each tensor info 8 + 4 + 4 + 8.
+  c.requireRemaining(
+    kvCount * 12 + tensorCount * 24,
+    `${kvCount} metadata entries and ${tensorCount} tensor infos`,
+  );
+  const metadata = readMetadata(c, kvCount);
+  const alignment = alignmentOf(metadata, source);
+  const tensors = readTensorInfos(c, tensorCount, alignment);
+  const dataOffset = alignUp(c.pos, alignment);
+  placeTensors(tensors, dataOffset, fileSize, source);
+  return { version, metadata, tensors, alignment, dataOffset };
+}
 
-  const found = c.take(4, 'the magic "GGUF"');
-  if (c.u32At(found) !== GGUF_MAGIC) {
-    const got = bytes.subarray(found, found + 4);
+function readMagicAndVersion(c: Cursor): 2 | 3 {
+  const at = c.take(4, 'the magic "GGUF"');
+  if (c.u32At(at) !== GGUF_MAGIC) {
+    const got = c.bytesAt(at, 4);
     throw invalid(
-      source,
+      c.source,
       `not a GGUF file: expected the magic "GGUF" (47 47 55 46) at offset 0, found ${JSON.stringify(latin1(got))} (${hex(got)})`,
       { offset: 0, expected: 'GGUF', found: hex(got) },
     );
   }
-
   const version = c.u32('the version');
   if (version !== 0 && (version & 0xffff) === 0) {
+    // v3 files may be big-endian; then the version 3 reads as 0x03000000 here.
     throw unsupported(
-      source,
+      c.source,
       `the version reads as 0x${version.toString(16)}: this is a big-endian GGUF file, and only little-endian files are supported`,
       { offset: 4 },
     );
   }
   if (version === 1) {
     throw unsupported(
-      source,
+      c.source,
       'GGUF version 1 (32-bit counts) is not supported; convert the file again with a current llama.cpp',
       { offset: 4 },
     );
   }
   if (version !== 2 && version !== 3) {
-    throw unsupported(source, `GGUF version ${version} is not supported (versions 2 and 3 are)`, {
+    throw unsupported(c.source, `GGUF version ${version} is not supported (2 and 3 are)`, {
       offset: 4,
     });
   }
+  return version;
+}
 
-  const tensorCount = c.count('the tensor count');
-  const kvCount = c.count('the metadata count');
-  // Each metadata entry takes at least 8 + 4 bytes and each tensor info 8 + 4 + 4 + 8.
-  c.requireRemaining(
-    kvCount * 12 + tensorCount * 24,
-    `${kvCount} metadata entries and ${tensorCount} tensor infos`,
-  );
-
+function readMetadata(c: Cursor, count: number): GgufMetadata {
   const metadata: GgufMetadata = new Map();
-  for (let i = 0; i < kvCount; i++) {
+  for (let i = 0; i < count; i++) {
     const at = c.pos;
     const key = c.string(`the key of metadata entry ${i}`);
-    if (key.length === 0)
-      throw invalid(source, `metadata entry ${i} at offset ${at} has an empty key`, { offset: at });
+    if (key.length === 0) {
+      throw invalid(c.source, `metadata entry ${i} at offset ${at} has an empty key`, {
+        offset: at,
+      });
+    }
     if (metadata.has(key)) {
-      throw invalid(source, `metadata key '${key}' appears twice (again at offset ${at})`, {
+      throw invalid(c.source, `metadata key '${key}' appears twice (again at offset ${at})`, {
         offset: at,
       });
     }
     const type = c.valueType(`the value type of '${key}'`);
     metadata.set(key, readValue(c, type, `'${key}'`, 0));
   }
+  return metadata;
+}
 
-  const alignment = alignmentOf(metadata, source);
-
+function readTensorInfos(c: Cursor, count: number, alignment: number): GgufTensorInfo[] {
   const tensors: GgufTensorInfo[] = [];
   const names = new Set<string>();
-  for (let i = 0; i < tensorCount; i++) {
+  for (let i = 0; i < count; i++) {
     const at = c.pos;
     const name = c.string(`the name of tensor ${i}`);
     if (utf8Encoder.encode(name).length >= GGML_MAX_NAME) {
-      throw invalid(
-        source,
-        `tensor ${i} at offset ${at} has a name of more than ${GGML_MAX_NAME - 1} bytes: '${name}'`,
-        {
-          offset: at,
-        },
-      );
+      const message = `tensor ${i} at offset ${at} has a name of more than ${GGML_MAX_NAME - 1} bytes: '${name}'`;
+      throw invalid(c.source, message, { offset: at });
     }
-    if (names.has(name))
-      throw invalid(source, `tensor name '${name}' appears twice (again at offset ${at})`, {
+    if (names.has(name)) {
+      throw invalid(c.source, `tensor name '${name}' appears twice (again at offset ${at})`, {
         offset: at,
       });
+    }
     names.add(name);
 
     const dimsAt = c.pos;
     const nDims = c.u32(`the dimension count of '${name}'`);
     if (nDims > GGML_MAX_DIMS) {
-      throw invalid(
-        source,
-        `tensor '${name}' has ${nDims} dimensions (offset ${dimsAt}); ggml allows at most ${GGML_MAX_DIMS}`,
-        {
-          offset: dimsAt,
-        },
-      );
+      const message = `tensor '${name}' has ${nDims} dimensions (offset ${dimsAt}); ggml allows at most ${GGML_MAX_DIMS}`;
+      throw invalid(c.source, message, { offset: dimsAt });
     }
     const dims: number[] = [];
     for (let j = 0; j < nDims; j++) dims.push(c.count(`dimension ${j} of '${name}'`));
@@ -312,40 +318,30 @@ export function parseGgufHeader(
     const typeId = c.u32(`the type of '${name}'`);
     const layout = ggmlTypeLayout(typeId);
     if (layout === undefined) {
-      throw unsupported(
-        source,
-        `tensor '${name}' has ggml type ${typeId} (offset ${typeAt}), which this reader does not know`,
-        {
-          offset: typeAt,
-        },
-      );
+      const message = `tensor '${name}' has ggml type ${typeId} (offset ${typeAt}), which this reader does not know`;
+      throw unsupported(c.source, message, { offset: typeAt });
     }
     const rowLength = dims[0] ?? 1;
     if (rowLength % layout.blockSize !== 0) {
-      throw invalid(
-        source,
-        `tensor '${name}' (${layout.name}) has rows of ${rowLength} elements, not a multiple of its block size ${layout.blockSize}`,
-        { offset: dimsAt },
-      );
+      const message = `tensor '${name}' (${layout.name}) has rows of ${rowLength} elements, not a multiple of its block size ${layout.blockSize}`;
+      throw invalid(c.source, message, { offset: dimsAt });
     }
     const elements = dims.reduce((product, ne) => product * BigInt(ne), 1n);
     const byteLength = (elements / BigInt(layout.blockSize)) * BigInt(layout.typeSize);
     if (byteLength > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw invalid(
-        source,
-        `tensor '${name}' with dims [${dims.join(', ')}] would take ${byteLength} bytes`,
-        { offset: dimsAt },
-      );
+      const message = `tensor '${name}' with dims [${dims.join(', ')}] would take ${byteLength} bytes`;
+      throw invalid(c.source, message, { offset: dimsAt });
     }
 
     const offsetAt = c.pos;
     const offset = c.count(`the data offset of '${name}'`);
     if (offset % alignment !== 0) {
-      throw invalid(
-        source,
-        `tensor '${name}' has data offset ${offset} (stored at ${offsetAt}), not a multiple of the alignment ${alignment}`,
-        { offset: offsetAt, expected: `a multiple of ${alignment}`, found: offset },
-      );
+      const message = `tensor '${name}' has data offset ${offset} (stored at ${offsetAt}), not a multiple of the alignment ${alignment}`;
+      throw invalid(c.source, message, {
+        offset: offsetAt,
+        expected: `a multiple of ${alignment}`,
+        found: offset,
+      });
     }
     tensors.push({
       name,
@@ -354,21 +350,26 @@ export function parseGgufHeader(
       typeName: layout.name,
       elementCount: Number(elements),
       offset,
-      fileOffset: 0, // set below, once the data section is known
+      fileOffset: 0, // set by placeTensors, once the data section is known
       byteLength: Number(byteLength),
     });
   }
+  return tensors;
+}
 
-  const dataOffset = alignUp(c.pos, alignment);
+/** Sets each tensor's file offset and checks that the tensors lie in the file, apart. */
+function placeTensors(
+  tensors: GgufTensorInfo[],
+  dataOffset: number,
+  fileSize: number,
+  source: string,
+): void {
   for (const tensor of tensors) {
     tensor.fileOffset = dataOffset + tensor.offset;
     const end = tensor.fileOffset + tensor.byteLength;
     if (end > fileSize) {
-      throw invalid(
-        source,
-        `tensor '${tensor.name}' (${tensor.byteLength} bytes at offset ${tensor.fileOffset}) ends at ${end}, beyond the end of the file at ${fileSize}`,
-        { offset: tensor.fileOffset, expected: end, found: fileSize },
-      );
+      const message = `tensor '${tensor.name}' (${tensor.byteLength} bytes at offset ${tensor.fileOffset}) ends at ${end}, beyond the end of the file at ${fileSize}`;
+      throw invalid(source, message, { offset: tensor.fileOffset, expected: end, found: fileSize });
     }
   }
   const byOffset = [...tensors].sort((a, b) => a.offset - b.offset);
@@ -376,15 +377,12 @@ export function parseGgufHeader(
     const previous = byOffset[i - 1]!;
     const next = byOffset[i]!;
     if (previous.offset + previous.byteLength > next.offset) {
-      throw invalid(
-        source,
-        `tensors '${previous.name}' [${previous.fileOffset}, ${previous.fileOffset + previous.byteLength}) and '${next.name}' [${next.fileOffset}, ${next.fileOffset + next.byteLength}) overlap`,
-        { offset: next.fileOffset },
-      );
+      const range = (t: GgufTensorInfo): string =>
+        `[${t.fileOffset}, ${t.fileOffset + t.byteLength})`;
+      const message = `tensors '${previous.name}' ${range(previous)} and '${next.name}' ${range(next)} overlap`;
+      throw invalid(source, message, { offset: next.fileOffset });
     }
   }
-
-  return { version: version as 2 | 3, metadata, tensors, alignment, dataOffset };
 }
 
 /** Rounds `offset` up to a multiple of `alignment` (GGML_PAD). */
@@ -443,6 +441,10 @@ class Cursor {
 
   u32At(offset: number): number {
     return this.view.getUint32(offset, true);
+  }
+
+  bytesAt(offset: number, length: number): Uint8Array {
+    return this.bytes.subarray(offset, offset + length);
   }
 
   u8(what: string): number {

@@ -23,6 +23,9 @@ import {
 import { GGUF_VALUE_TYPE, ggmlTypeLayout, ggmlTypeName } from './types.ts';
 import type { GgmlType, GgufArrayValue, GgufMetadata, GgufValue } from './types.ts';
 
+const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const utf8 = new TextEncoder();
+
 export interface GgufTensorInput {
   name: string;
   /** ne[]: fastest-varying dimension first (a [out][in] row-major matrix is [in, out]). */
@@ -132,7 +135,7 @@ function planGguf(input: GgufWriteInput): Plan {
   for (const tensor of tensors) {
     const { name, dims, type } = tensor;
     const what = `tensor '${name}'`;
-    const nameBytes = new TextEncoder().encode(name);
+    const nameBytes = utf8.encode(name);
     if (nameBytes.length === 0 || nameBytes.length >= GGML_MAX_NAME) {
       fail(`${what}: a name must have 1 to ${GGML_MAX_NAME - 1} bytes`);
     }
@@ -313,6 +316,10 @@ class ByteWriter {
   private buffer = new Uint8Array(1 << 16);
   private view = new DataView(this.buffer.buffer);
 
+  /**
+   * Makes room for `n` bytes and returns where they go. It may replace `buffer` and `view`, so
+   * each writer below takes the offset first and touches them after.
+   */
   private reserve(n: number): number {
     const start = this.length;
     if (start + n > this.buffer.length) {
@@ -326,49 +333,60 @@ class ByteWriter {
   }
 
   uint8(v: number): void {
-    this.view.setUint8(this.reserve(1), v);
+    const at = this.reserve(1);
+    this.view.setUint8(at, v);
   }
   u8(v: number): void {
     this.uint8(v);
   }
   int8(v: number): void {
-    this.view.setInt8(this.reserve(1), v);
+    const at = this.reserve(1);
+    this.view.setInt8(at, v);
   }
   uint16(v: number): void {
-    this.view.setUint16(this.reserve(2), v, true);
+    const at = this.reserve(2);
+    this.view.setUint16(at, v, true);
   }
   int16(v: number): void {
-    this.view.setInt16(this.reserve(2), v, true);
+    const at = this.reserve(2);
+    this.view.setInt16(at, v, true);
   }
   uint32(v: number): void {
-    this.view.setUint32(this.reserve(4), v, true);
+    const at = this.reserve(4);
+    this.view.setUint32(at, v, true);
   }
   u32(v: number): void {
     this.uint32(v);
   }
   int32(v: number): void {
-    this.view.setInt32(this.reserve(4), v, true);
+    const at = this.reserve(4);
+    this.view.setInt32(at, v, true);
   }
   float32(v: number): void {
-    this.view.setFloat32(this.reserve(4), v, true);
+    const at = this.reserve(4);
+    this.view.setFloat32(at, v, true);
   }
   float64(v: number): void {
-    this.view.setFloat64(this.reserve(8), v, true);
+    const at = this.reserve(8);
+    this.view.setFloat64(at, v, true);
   }
   uint64(v: bigint): void {
-    this.view.setBigUint64(this.reserve(8), v, true);
+    const at = this.reserve(8);
+    this.view.setBigUint64(at, v, true);
   }
   u64(v: bigint): void {
     this.uint64(v);
   }
   int64(v: bigint): void {
-    this.view.setBigInt64(this.reserve(8), v, true);
+    const at = this.reserve(8);
+    this.view.setBigInt64(at, v, true);
   }
 
   string(s: string): void {
-    const bytes = new TextEncoder().encode(s);
+    const bytes = utf8.encode(s);
     this.u64(BigInt(bytes.length));
-    this.buffer.set(bytes, this.reserve(bytes.length));
+    const at = this.reserve(bytes.length);
+    this.buffer.set(bytes, at);
   }
 
   /** The items of a typed array, each little-endian. */
@@ -384,15 +402,14 @@ class ByteWriter {
   }
 
   zeros(n: number): void {
-    this.buffer.fill(0, this.reserve(n), this.length);
+    const at = this.reserve(n);
+    this.buffer.fill(0, at, at + n);
   }
 
   finish(): Uint8Array {
     return this.buffer.slice(0, this.length);
   }
 }
-
-const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function fail(message: string): never {
   throw new OpenLedgerError('GGUF_INVALID', `cannot write GGUF: ${message}`);
