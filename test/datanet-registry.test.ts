@@ -23,6 +23,7 @@ import {
 } from 'viem';
 import { compileContracts } from '../src/chain/compile.ts';
 import { DatanetRegistryBytecode } from '../src/chain/generated/contracts.ts';
+import { REGISTRY_TYPES } from '../src/datanets/typed-data.ts';
 import {
   DatanetRegistryAbi,
   deployContracts,
@@ -42,68 +43,9 @@ const OPEN = 0;
 const PERMISSIONED = 1;
 
 /** The EIP-712 types, exactly as the node must sign them. */
-const TYPES = {
-  CreateDatanet: [
-    { name: 'owner', type: 'address' },
-    { name: 'metadataHash', type: 'bytes32' },
-    { name: 'policy', type: 'uint8' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'deadline', type: 'uint256' },
-  ],
-  UpdateMetadata: [
-    { name: 'owner', type: 'address' },
-    { name: 'id', type: 'uint256' },
-    { name: 'metadataHash', type: 'bytes32' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'deadline', type: 'uint256' },
-  ],
-  SetCurator: [
-    { name: 'owner', type: 'address' },
-    { name: 'id', type: 'uint256' },
-    { name: 'curator', type: 'address' },
-    { name: 'enabled', type: 'bool' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'deadline', type: 'uint256' },
-  ],
-  CommitVersion: [
-    { name: 'committer', type: 'address' },
-    { name: 'id', type: 'uint256' },
-    { name: 'root', type: 'bytes32' },
-    { name: 'rowCount', type: 'uint64' },
-    { name: 'manifestId', type: 'bytes32' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'deadline', type: 'uint256' },
-  ],
-  RequestAccess: [
-    { name: 'account', type: 'address' },
-    { name: 'id', type: 'uint256' },
-    { name: 'purposeHash', type: 'bytes32' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'deadline', type: 'uint256' },
-  ],
-  GrantAccess: [
-    { name: 'owner', type: 'address' },
-    { name: 'id', type: 'uint256' },
-    { name: 'account', type: 'address' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'deadline', type: 'uint256' },
-  ],
-  RevokeAccess: [
-    { name: 'owner', type: 'address' },
-    { name: 'id', type: 'uint256' },
-    { name: 'account', type: 'address' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'deadline', type: 'uint256' },
-  ],
-  DenyAccess: [
-    { name: 'owner', type: 'address' },
-    { name: 'id', type: 'uint256' },
-    { name: 'account', type: 'address' },
-    { name: 'reasonHash', type: 'bytes32' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'deadline', type: 'uint256' },
-  ],
-} as const;
+// The production types (the CLI and web app sign with these); the test checks them against the
+// contract's typehash constants.
+const TYPES = REGISTRY_TYPES;
 type PrimaryType = keyof typeof TYPES;
 
 /** The EIP-712 type string of a (flat) type, as Solidity's type hash is computed from it. */

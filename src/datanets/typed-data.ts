@@ -23,11 +23,19 @@ export function registryDomain(chainId: number, registry: Address): TypedDataDom
   return { name: 'OpenLedger DatanetRegistry', version: '1', chainId, verifyingContract: registry };
 }
 
-const REGISTRY_TYPES = {
+/** The registry's EIP-712 types, field for field as `DatanetRegistry` hashes them. */
+export const REGISTRY_TYPES = {
   CreateDatanet: [
     { name: 'owner', type: 'address' },
     { name: 'metadataHash', type: 'bytes32' },
     { name: 'policy', type: 'uint8' },
+    { name: 'nonce', type: 'uint256' },
+    { name: 'deadline', type: 'uint256' },
+  ],
+  UpdateMetadata: [
+    { name: 'owner', type: 'address' },
+    { name: 'id', type: 'uint256' },
+    { name: 'metadataHash', type: 'bytes32' },
     { name: 'nonce', type: 'uint256' },
     { name: 'deadline', type: 'uint256' },
   ],
@@ -97,6 +105,8 @@ function registryMessage<P extends RegistryAction, M extends Record<string, unkn
 export const registryTypedData = {
   createDatanet: (ctx: SigningContext, m: { owner: Address; metadataHash: Hex; policy: Policy }) =>
     registryMessage(ctx, 'CreateDatanet', { ...m, policy: POLICY_CODE[m.policy] }),
+  updateMetadata: (ctx: SigningContext, m: { owner: Address; id: bigint; metadataHash: Hex }) =>
+    registryMessage(ctx, 'UpdateMetadata', m),
   setCurator: (
     ctx: SigningContext,
     m: { owner: Address; id: bigint; curator: Address; enabled: boolean },
