@@ -356,6 +356,17 @@ test(
           /^0x[0-9a-f]{64}$/,
         );
         assert.match(await textOf(version.getByTestId('version-added')), /^\+\d+$/);
+        const added = Number((await textOf(version.getByTestId('version-added'))).slice(1));
+        await version.getByTestId('version-diff-toggle').click();
+        const diff = page!.locator('[data-testid="version-diff"][data-version="1"]');
+        await diff.waitFor();
+        assert.equal(await diff.getByTestId('diff-previous-root').getAttribute('data-value'), '');
+        assert.equal(await diff.getByTestId('diff-root').getAttribute('data-value'), root);
+        const adder = diff.locator(
+          `[data-testid="diff-contributor-row"][data-contributor="${DEV[1]}"]`,
+        );
+        assert.equal(Number(await textOf(adder.getByTestId('diff-contributor-count'))), added);
+        assert.equal(await diff.getByTestId('diff-row-hash').count(), Math.min(added, 50));
         const href = await version.getByTestId('version-export').getAttribute('href');
         assert.equal(href, `/api/datanets/${openId}/versions/1/export`);
         const exported = await page!.request.get(at(href!));
@@ -376,6 +387,20 @@ test(
 
         await byId('tab-access').click();
         await byId('access-open').waitFor();
+
+        // The leaderboard links to the contributor's profile.
+        await byId('tab-leaderboard').click();
+        await leader.getByTestId('contributor-link').click();
+        await waitUntil('the profile page', async () => pathname() === `/contributors/${DEV[1]}`);
+        await byId('contributor-stats').waitFor();
+        assert.equal(await textOf(byId('profile-approved')), '1');
+        assert.equal(await textOf(byId('profile-contributions')), '1');
+        assert.equal(await textOf(byId('profile-acceptance')), '100%');
+        const entry = page!.locator(
+          `[data-testid="contributor-datanet-row"][data-datanet-id="${openId}"]`,
+        );
+        assert.equal(await textOf(entry.getByTestId('contributor-datanet-approved')), '1');
+        if (screenshots) await shot('contributor-profile');
       });
 
       let closedId = 0;
@@ -450,9 +475,10 @@ test(
           '  Fine-tuning a triage assistant for a study.  ',
         );
         await byId('request-access-submit').click();
-        const result = byId('access-request-result');
+        const result = byId('my-access-request');
         await result.waitFor({ timeout: CHAIN_TIMEOUT });
         assert.equal(await result.getAttribute('data-status'), 'pending');
+        assert.equal(await byId('request-access-form').count(), 0);
 
         assert.equal(typedRequests.length, 1, 'the wallet was asked for one typed signature');
         const sent = JSON.parse(typedRequests[0]!.json) as {
@@ -463,6 +489,16 @@ test(
         assert.ok(sent.types.EIP712Domain, 'the domain type is listed');
         assert.match(String(sent.message.nonce), /^\d+$/);
         assert.equal(typeof sent.message.deadline, 'string', 'bigints as decimal strings');
+
+        // After a reload the pending request is shown instead of the form.
+        await page.reload();
+        await byId('tab-access').click();
+        const mine = byId('my-access-request');
+        await mine.waitFor();
+        assert.equal(await mine.getAttribute('data-status'), 'pending');
+        assert.match(await textOf(mine), /pending/);
+        assert.match(await textOf(byId('my-access-purpose')), /^Fine-tuning a triage assistant/);
+        assert.equal(await byId('request-access-form').count(), 0);
       });
 
       await step('account 0 grants access', async () => {

@@ -1042,7 +1042,7 @@ export class DatanetService {
       .from(schema.datanetRows)
       .where(eq(schema.datanetRows.datanetId, id))
       .groupBy(schema.datanetRows.contributor)
-      .orderBy(sql`4 desc`, sql`2 desc`);
+      .orderBy(sql`3 desc`, sql`2 desc`); // approved rows, then rows
   }
 
   /**

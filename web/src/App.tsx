@@ -4,6 +4,7 @@ import { NodeProvider } from './lib/node';
 import { NotifyProvider } from './lib/notify';
 import { RouterProvider, useRouter } from './lib/router';
 import { Dashboard } from './pages/Dashboard';
+import { ContributorProfilePage } from './pages/datanets/ContributorProfile';
 import { CreateDatanetPage } from './pages/datanets/CreateDatanet';
 import { DatanetDetailPage } from './pages/datanets/DatanetDetail';
 import { DatanetsListPage } from './pages/datanets/DatanetsList';
@@ -19,6 +20,8 @@ function Routes() {
   if (path === '/datanets/new') return <CreateDatanetPage />;
   const datanet = /^\/datanets\/([1-9][0-9]{0,8})$/.exec(path);
   if (datanet) return <DatanetDetailPage key={datanet[1]} id={Number(datanet[1])} />;
+  const contributor = /^\/contributors\/(0x[0-9a-fA-F]{40})$/.exec(path);
+  if (contributor) return <ContributorProfilePage key={contributor[1]} address={contributor[1]!} />;
   const section = Object.hasOwn(SECTIONS, path) ? SECTIONS[path] : undefined;
   if (section) return <SectionPage key={section.id} section={section} />;
   return <NotFound />;

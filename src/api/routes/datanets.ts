@@ -566,7 +566,8 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
     {
       schema: {
         tags: ['datanets'],
-        summary: 'What a version added: row hashes and contributors, and the previous root',
+        summary:
+          'What a version added: row hashes and contributors, and the previous root (read access)',
         params: Type.Object({
           id: Type.Integer({ minimum: 1 }),
           version: Type.Integer({ minimum: 1 }),
@@ -576,7 +577,9 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request) => {
       const { id, version } = request.params as { id: number; version: number };
-      return service(ctx).versionDiff(id, version);
+      const datanets = service(ctx);
+      await datanets.assertCanRead(id, viewer(request));
+      return datanets.versionDiff(id, version);
     },
   );
 

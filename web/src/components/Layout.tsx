@@ -66,6 +66,13 @@ function WalletButton({ onConnect }: { onConnect: () => void }) {
         <span className="dot dot-ok" aria-hidden="true" />
         {shortAddress(session.address)}
       </span>
+      <Link
+        to={`/contributors/${session.address}`}
+        className="button button-ghost"
+        data-testid="my-contributions"
+      >
+        My contributions
+      </Link>
       <button
         type="button"
         className="button button-ghost"

@@ -228,6 +228,38 @@ export interface LeaderboardEntry {
   meanScore: number | null;
 }
 
+/** What a version added: its rows (versions only ever add rows) and the root before it. */
+export interface VersionDiff {
+  version: DatanetVersion;
+  previousRoot: Hex | null;
+  added: { rowHash: string; contributor: Address; contributionId: string }[];
+  addedByContributor: Record<string, number>;
+}
+
+export interface ContributorDatanet {
+  datanetId: number;
+  name: string;
+  contributions: number;
+  approved: number;
+  rejected: number;
+  pending: number;
+  rows: number;
+  acceptedRows: number;
+  meanScore: number | null;
+}
+
+/** A contributor's record across datanets. */
+export interface ContributorProfile {
+  address: Address;
+  contributions: number;
+  approved: number;
+  rows: number;
+  acceptedRows: number;
+  /** Approved contributions over all contributions; null without any. */
+  acceptanceRatio: number | null;
+  datanets: ContributorDatanet[];
+}
+
 export type AccessStatus = 'pending' | 'granted' | 'denied' | 'revoked';
 
 export interface AccessRequest {
@@ -494,6 +526,12 @@ export const datanetsApi = {
   versions: (id: number, signal?: AbortSignal) =>
     request<{ versions: DatanetVersion[] }>(`${dn(id)}/versions`, { signal }),
   exportUrl: (id: number, version: number | 'latest') => `${dn(id)}/versions/${version}/export`,
+  versionDiff: (id: number, version: number, signal?: AbortSignal) =>
+    request<VersionDiff>(`${dn(id)}/versions/${encodeURIComponent(String(version))}/diff`, {
+      signal,
+    }),
+  contributor: (address: string, signal?: AbortSignal) =>
+    request<ContributorProfile>(`/api/contributors/${encodeURIComponent(address)}`, { signal }),
   leaderboard: (id: number, signal?: AbortSignal) =>
     request<{ contributors: LeaderboardEntry[] }>(`${dn(id)}/leaderboard`, { signal }),
   requestAccess: (id: number, purpose: string, authorization: SignedAuthorization) =>
@@ -502,7 +540,10 @@ export const datanetsApi = {
       body: { purpose, authorization },
     }),
   accessRequests: (id: number, signal?: AbortSignal) =>
-    request<{ requests: AccessRequest[] }>(`${dn(id)}/access-requests`, { signal }),
+    // All requests for the owner and curators (curator: true), the caller's own otherwise.
+    request<{ requests: AccessRequest[]; curator: boolean }>(`${dn(id)}/access-requests`, {
+      signal,
+    }),
   decideAccess: (
     id: number,
     body: {

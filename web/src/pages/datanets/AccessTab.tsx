@@ -7,6 +7,7 @@ import {
   datanetsApi,
   type AccessDecision,
   type AccessRequest,
+  type AccessStatus,
   type Address,
 } from '../../lib/api';
 import { formatDate, shortAddress } from '../../lib/format';
@@ -24,14 +25,16 @@ import {
 function RequestAccessForm({
   datanetId,
   onRequested,
+  onConflict,
 }: {
   datanetId: number;
-  onRequested: () => void;
+  onRequested: (request: AccessRequest) => void;
+  /** The node refused a second pending request, or access is already granted (409). */
+  onConflict: () => void;
 }) {
   const wallet = useActingWallet();
   const { busy, step, run } = useAction();
   const [purpose, setPurpose] = useState('');
-  const [request, setRequest] = useState<AccessRequest | null>(null);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -57,33 +60,19 @@ function RequestAccessForm({
         }),
       );
       setStep('Recording the request on-chain…');
-      return datanetsApi.requestAccess(datanetId, text, authorization(signature, ctx));
+      try {
+        return await datanetsApi.requestAccess(datanetId, text, authorization(signature, ctx));
+      } catch (err) {
+        // The error is shown in the page's banner; refresh the request it conflicts with.
+        if (err instanceof ApiError && err.code === 'CONFLICT') onConflict();
+        throw err;
+      }
     });
     if (created) {
-      setRequest(created);
       setPurpose('');
-      onRequested();
+      onRequested(created);
     }
   };
-
-  if (request) {
-    return (
-      <div
-        className="result-panel result-ok"
-        role="status"
-        data-testid="access-request-result"
-        data-status={request.status}
-      >
-        <p className="strong">
-          Access requested <AccessStatusBadge status={request.status} />
-        </p>
-        <p className="small">
-          The owner decides on-chain; this page shows your access once granted. Transaction{' '}
-          <Hash value={request.requestTx} />
-        </p>
-      </div>
-    );
-  }
 
   return (
     <form className="form" onSubmit={submit} noValidate data-testid="request-access-form">
@@ -114,6 +103,57 @@ function RequestAccessForm({
         <ActionStep step={step} testId="request-access-step" />
       </div>
     </form>
+  );
+}
+
+const requestExplanation: Record<AccessStatus, string> = {
+  pending: 'The owner decides on-chain; this page shows your access once granted.',
+  granted: 'The owner granted your request.',
+  denied: 'The owner denied your request. You may ask again, saying what you will use it for.',
+  revoked: 'The owner revoked your access. You may ask again.',
+};
+
+/** The caller's latest access request to the datanet and its status. */
+function MyAccessRequest({ request }: { request: AccessRequest }) {
+  return (
+    <div
+      className={`result-panel my-access-request${request.status === 'pending' || request.status === 'granted' ? ' result-ok' : ''}`}
+      role="status"
+      data-testid="my-access-request"
+      data-status={request.status}
+    >
+      <p className="strong">
+        Your {request.status === 'pending' ? 'pending' : 'latest'} access request{' '}
+        <AccessStatusBadge status={request.status} />
+      </p>
+      <p className="small">{requestExplanation[request.status]}</p>
+      <dl className="kv">
+        <dt>Purpose</dt>
+        <dd className="wrap" data-testid="my-access-purpose">
+          {request.purpose}
+        </dd>
+        <dt>Requested</dt>
+        <dd>{formatDate(request.createdAt)}</dd>
+        <dt>Request tx</dt>
+        <dd>
+          <Hash value={request.requestTx} testId="my-access-request-tx" copy />
+        </dd>
+        {request.decisionTx && (
+          <>
+            <dt>Decided</dt>
+            <dd>
+              {formatDate(request.decidedAt)} · <Hash value={request.decisionTx} copy />
+            </dd>
+          </>
+        )}
+        {request.decisionReason && (
+          <>
+            <dt>Reason</dt>
+            <dd className="wrap">{request.decisionReason}</dd>
+          </>
+        )}
+      </dl>
+    </div>
   );
 }
 
@@ -436,6 +476,33 @@ function AccessRequestsCard({
 
 export function AccessTab({ datanet, reload, curator, owner }: DatanetTabProps) {
   const wallet = useActingWallet();
+  const { report } = useNotify();
+  // The caller's own requests, newest first (null while loading); owners and curators see all
+  // of them in the requests card instead.
+  const [mine, setMine] = useState<AccessRequest[] | null>(null);
+  const me = wallet.address;
+  const ownRequests = me !== null && !curator && datanet.policy === 'permissioned';
+
+  const loadMine = useCallback(
+    async (signal?: AbortSignal) => {
+      try {
+        const { requests } = await datanetsApi.accessRequests(datanet.id, signal);
+        setMine(requests);
+      } catch (err) {
+        if (signal?.aborted) return;
+        setMine((prev) => prev ?? []);
+        report(err);
+      }
+    },
+    [datanet.id, report],
+  );
+
+  useEffect(() => {
+    if (!ownRequests) return;
+    const ctrl = new AbortController();
+    void loadMine(ctrl.signal);
+    return () => ctrl.abort();
+  }, [loadMine, ownRequests]);
 
   if (datanet.policy === 'open') {
     return (
@@ -451,32 +518,58 @@ export function AccessTab({ datanet, reload, curator, owner }: DatanetTabProps) 
     );
   }
 
+  const latest =
+    ownRequests && mine
+      ? mine.find((r) => r.requester.toLowerCase() === me.toLowerCase())
+      : undefined;
+  // A pending request, or a granted one the chain does not show yet: no second request.
+  const mayRequest = !latest || latest.status === 'denied' || latest.status === 'revoked';
+
   return (
     <>
       <Card title="Your access" testId="my-access-card">
         {datanet.canRead ? (
-          <p data-testid="my-access" data-can-read="true">
-            <strong>You may read this datanet</strong>
-            {owner
-              ? ' as its owner.'
-              : curator
-                ? ' as a curator.'
-                : ': the owner granted you access.'}
-          </p>
+          <>
+            <p data-testid="my-access" data-can-read="true">
+              <strong>You may read this datanet</strong>
+              {owner
+                ? ' as its owner.'
+                : curator
+                  ? ' as a curator.'
+                  : ': the owner granted you access.'}
+            </p>
+            {latest && <MyAccessRequest request={latest} />}
+          </>
         ) : (
           <>
             <p data-testid="my-access" data-can-read="false">
               <strong>Its content is not readable by you.</strong>{' '}
-              {wallet.address
-                ? 'This datanet is permissioned: ask its owner for access, saying what you will use it for.'
-                : 'This datanet is permissioned. Sign in to request access.'}
+              {!me
+                ? 'This datanet is permissioned. Sign in to request access.'
+                : mayRequest
+                  ? 'This datanet is permissioned: ask its owner for access, saying what you will use it for.'
+                  : 'This datanet is permissioned: its owner decides on your request.'}
             </p>
-            {wallet.address ? (
-              <RequestAccessForm datanetId={datanet.id} onRequested={() => void reload()} />
-            ) : (
+            {!me ? (
               <SignInNotice title="Sign in to request access">
                 Access requests are signed by your wallet and recorded on-chain.
               </SignInNotice>
+            ) : ownRequests && mine === null ? (
+              <Spinner label="Loading your access requests…" />
+            ) : (
+              <>
+                {latest && <MyAccessRequest request={latest} />}
+                {mayRequest && (
+                  <RequestAccessForm
+                    datanetId={datanet.id}
+                    onRequested={(created) => {
+                      setMine((prev) => [created, ...(prev ?? [])]);
+                      void reload();
+                    }}
+                    onConflict={() => void loadMine()}
+                  />
+                )}
+              </>
             )}
           </>
         )}

@@ -1,10 +1,16 @@
 import { useCallback, useEffect, useState } from 'react';
 import { Card, Spinner } from '../../components/ui';
 import { datanetsApi, type Contribution, type ContributionStatus } from '../../lib/api';
-import { formatDate, shortAddress } from '../../lib/format';
+import { formatDate } from '../../lib/format';
 import { useNotify } from '../../lib/notify';
 import type { DatanetTabProps } from './DatanetDetail';
-import { ContributionStatusBadge, formatBytes, formatScore, SignInNotice } from './common';
+import {
+  ContributionStatusBadge,
+  ContributorLink,
+  formatBytes,
+  formatScore,
+  SignInNotice,
+} from './common';
 import { useActingWallet } from './signing';
 
 export function ContributionsTable({
@@ -76,8 +82,8 @@ export function ContributionsTable({
               </td>
               {showContributor && (
                 <td>
-                  <span className="mono small" title={c.contributor}>
-                    {shortAddress(c.contributor)}
+                  <span className="small">
+                    <ContributorLink address={c.contributor} />
                   </span>
                 </td>
               )}

@@ -3,7 +3,7 @@ import { Card, Spinner } from '../../components/ui';
 import { datanetsApi, type LeaderboardEntry } from '../../lib/api';
 import { useNotify } from '../../lib/notify';
 import type { DatanetTabProps } from './DatanetDetail';
-import { formatScore } from './common';
+import { ContributorLink, formatScore } from './common';
 
 export function LeaderboardTab({ datanet }: DatanetTabProps) {
   const { report } = useNotify();
@@ -51,9 +51,7 @@ export function LeaderboardTab({ datanet }: DatanetTabProps) {
                 >
                   <td className="num">{i + 1}</td>
                   <td>
-                    <span className="mono" title={e.contributor}>
-                      {e.contributor}
-                    </span>
+                    <ContributorLink address={e.contributor} full />
                   </td>
                   <td className="num strong" data-testid="leaderboard-approved">
                     {e.approvedRows}

@@ -3,7 +3,9 @@ import { Icon } from '../../components/icons';
 import { useOpenConnect } from '../../components/Layout';
 import { Badge, CopyButton } from '../../components/ui';
 import type { AccessStatus, ContributionStatus, DatanetPolicy } from '../../lib/api';
+import { shortAddress } from '../../lib/format';
 import { useNotify } from '../../lib/notify';
+import { Link } from '../../lib/router';
 
 export function PolicyBadge({ policy }: { policy: DatanetPolicy }) {
   return (
@@ -59,6 +61,34 @@ export function Hash({
       </code>
       {copy && <CopyButton value={value} />}
     </span>
+  );
+}
+
+/** The path of a contributor's profile page. */
+export function contributorPath(address: string): string {
+  return `/contributors/${address}`;
+}
+
+/** A contributor's address (shortened unless `full`) linking to their profile page. */
+export function ContributorLink({
+  address,
+  full = false,
+  testId = 'contributor-link',
+}: {
+  address: string;
+  full?: boolean;
+  testId?: string;
+}) {
+  return (
+    <Link
+      to={contributorPath(address)}
+      className="mono contributor-link"
+      title={`${address}: contributor profile`}
+      data-testid={testId}
+      data-address={address}
+    >
+      {full ? address : shortAddress(address)}
+    </Link>
   );
 }
 
