@@ -409,6 +409,19 @@ test(
         assert.equal(await canRead(), 'true', 'the owner may read it');
       });
 
+      await step('account 0 appoints and removes a curator', async () => {
+        const owner = page!;
+        const curator = DEV[2]!;
+        await owner.getByTestId('curator-address-input').fill(curator);
+        await owner.getByTestId('add-curator').click();
+        await waitForText(owner.getByTestId('datanet-curators'), curator.slice(0, 6));
+        await owner.getByTestId('remove-curator').click();
+        await waitUntil(
+          'the curator to be removed',
+          async () => (await owner.getByTestId('remove-curator').count()) === 0,
+        );
+      });
+
       // Account 3 uses a stand-in for a wallet extension: window.ethereum in the page, keys in
       // Node. Its typed data arrives as eth_signTypedData_v4 JSON, as a real wallet gets it.
       const ownerPage = page;

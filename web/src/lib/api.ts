@@ -553,6 +553,14 @@ export const datanetsApi = {
       authorization: SignedAuthorization;
     },
   ) => request<AccessDecisionResult>(`${dn(id)}/access`, { method: 'POST', body }),
+  setCurator: (
+    id: number,
+    body: { curator: Address; enabled: boolean; authorization: SignedAuthorization },
+  ) =>
+    request<{ id: number; curator: Address; enabled: boolean; txHash: Hex }>(`${dn(id)}/curators`, {
+      method: 'POST',
+      body,
+    }),
   access: (id: number, address: Address, signal?: AbortSignal) =>
     request<{ id: number; address: Address; canRead: boolean }>(
       `${dn(id)}/access/${encodeURIComponent(address)}`,

@@ -1,9 +1,87 @@
+import { useState, type FormEvent } from 'react';
+import { isAddress } from 'viem';
 import { Card } from '../../components/ui';
+import { datanetsApi, type Address } from '../../lib/api';
 import { formatDate } from '../../lib/format';
 import type { DatanetTabProps } from './DatanetDetail';
-import { formatBytes, Hash } from './common';
+import { ActionStep, formatBytes, Hash, useAction } from './common';
+import { authorization, registryTypedData, signingContext, useActingWallet } from './signing';
 
-export function OverviewTab({ datanet, owner }: DatanetTabProps) {
+/** The owner appoints and removes curators: each change is a signed SetCurator, relayed on-chain. */
+function CuratorControls({ datanet, reload }: Pick<DatanetTabProps, 'datanet' | 'reload'>) {
+  const wallet = useActingWallet();
+  const { busy, step, run } = useAction();
+  const [address, setAddress] = useState('');
+
+  const change = (curator: Address, enabled: boolean) =>
+    run(async (setStep) => {
+      if (!wallet.address) throw new Error('Sign in first.');
+      setStep('Signing…');
+      const ctx = await signingContext(wallet.address);
+      const signature = await wallet.sign(
+        registryTypedData.setCurator(ctx, {
+          owner: wallet.address,
+          id: BigInt(datanet.id),
+          curator,
+          enabled,
+        }),
+      );
+      setStep('Recording on-chain…');
+      await datanetsApi.setCurator(datanet.id, {
+        curator,
+        enabled,
+        authorization: authorization(signature, ctx),
+      });
+      await reload();
+      setAddress('');
+    });
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    void change(address.trim() as Address, true);
+  };
+  const valid = isAddress(address.trim());
+
+  return (
+    <div className="curator-controls" data-testid="curator-controls">
+      {datanet.curators.map((c) => (
+        <div key={c} className="curator-row">
+          <Hash value={c} copy />
+          <button
+            type="button"
+            className="button button-danger-ghost button-small"
+            disabled={busy}
+            onClick={() => void change(c, false)}
+            data-testid="remove-curator"
+          >
+            Remove
+          </button>
+        </div>
+      ))}
+      <form className="curator-row" onSubmit={submit}>
+        <input
+          type="text"
+          placeholder="0x… address of a new curator"
+          value={address}
+          onChange={(e) => setAddress(e.target.value)}
+          aria-label="Curator address"
+          data-testid="curator-address-input"
+        />
+        <button
+          type="submit"
+          className="button button-secondary button-small"
+          disabled={busy || !valid}
+          data-testid="add-curator"
+        >
+          Appoint curator
+        </button>
+      </form>
+      <ActionStep step={step} testId="curator-step" />
+    </div>
+  );
+}
+
+export function OverviewTab({ datanet, owner, reload }: DatanetTabProps) {
   const { rules } = datanet;
   return (
     <div className="grid">
@@ -39,7 +117,9 @@ export function OverviewTab({ datanet, owner }: DatanetTabProps) {
           </dd>
           <dt>Curators</dt>
           <dd data-testid="datanet-curators">
-            {datanet.curators.length === 0 ? (
+            {owner ? (
+              <CuratorControls datanet={datanet} reload={reload} />
+            ) : datanet.curators.length === 0 ? (
               <span className="muted">Only the owner curates.</span>
             ) : (
               <ul className="plain-list">
