@@ -262,7 +262,7 @@ export class SentencePieceTokenizer {
     const prev = new Int32Array(n);
     const next = new Int32Array(n);
     let count = 0;
-    for (let i = 0; i < n; ) {
+    for (let i = 0; i < n;) {
       const code = text.charCodeAt(i);
       const width = code >= 0xd800 && code < 0xdc00 && i + 1 < n ? 2 : 1; // a surrogate pair
       start[count] = i;
@@ -355,7 +355,7 @@ class PairQueue {
     this.lefts.pop();
     this.rights.pop();
     this.sizes.pop();
-    for (let i = 0; ; ) {
+    for (let i = 0; ;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let best = i;
@@ -402,7 +402,10 @@ function swapItems(array: number[], a: number, b: number): void {
  * "▁", "<s>" and "</s>". The file has no token types, so they are inferred as SentencePiece's
  * Llama models have them: id 0 is UNK, ids 1 and 2 are BOS and EOS (control), `<0xXX>` are bytes.
  */
-export function parseLlama2cTokenizer(bytes: Uint8Array, source = 'tokenizer.bin'): SentencePieceTokenizer {
+export function parseLlama2cTokenizer(
+  bytes: Uint8Array,
+  source = 'tokenizer.bin',
+): SentencePieceTokenizer {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fail = (message: string): never => {
     throw new OpenLedgerError('FILE_INVALID', `${source}: ${message}`);
@@ -411,7 +414,7 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, source = 'tokenizer.bin
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const tokens: string[] = [];
   const scores: number[] = [];
-  for (let at = 4; at < bytes.length; ) {
+  for (let at = 4; at < bytes.length;) {
     if (at + 8 > bytes.length) fail(`truncated at offset ${at} (token ${tokens.length})`);
     const score = view.getFloat32(at, true);
     const length = view.getInt32(at + 4, true);
