@@ -5,3 +5,4 @@
 export * from './gguf/index.ts';
 export * from './model/index.ts';
 export * from './tokenizer/index.ts';
+export * from './train/index.ts';
