@@ -12,6 +12,7 @@ import { errorSchema, sendError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.ts';
 import { datanetRoutes } from './routes/datanets.ts';
+import { jobRoutes } from './routes/jobs.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tokenRoutes } from './routes/token.ts';
@@ -89,6 +90,7 @@ export async function buildServer(
   keyRoutes(app, ctx);
   tokenRoutes(app, ctx);
   datanetRoutes(app, ctx);
+  jobRoutes(app, ctx);
 
   const webDir = options.webDir;
   const hasWeb = webDir !== undefined && existsSync(path.join(webDir, 'index.html'));

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  bigserial,
   boolean,
   doublePrecision,
   index,
@@ -230,4 +231,49 @@ export const accessRequests = pgTable(
     active: boolean('active').notNull().default(true),
   },
   (t) => [index('access_requests_datanet_idx').on(t.datanetId, t.requester)],
+);
+
+// ---------------------------------------------------------------------------------------------
+// Jobs: long work (training, index builds) that runs in the background, reports typed events,
+// checkpoints, survives restarts and can be cancelled.
+
+export type JobStatus = 'queued' | 'validating' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export const jobs = pgTable(
+  'jobs',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    kind: text('kind').notNull(),
+    owner: text('owner').notNull(),
+    status: text('status').$type<JobStatus>().notNull(),
+    params: jsonb('params').notNull(),
+    /** The latest progress event's data (metrics, ETA), for listings. */
+    progress: jsonb('progress'),
+    result: jsonb('result'),
+    error: jsonb('error').$type<{ code: string; message: string }>(),
+    /** Blob id of the latest checkpoint; a restarted job resumes from it. */
+    checkpoint: text('checkpoint'),
+    attempts: integer('attempts').notNull().default(0),
+    cancelRequested: boolean('cancel_requested').notNull().default(false),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [index('jobs_status_idx').on(t.status, t.createdAt), index('jobs_owner_idx').on(t.owner)],
+);
+
+export const jobEvents = pgTable(
+  'job_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    jobId: uuid('job_id')
+      .notNull()
+      .references(() => jobs.id),
+    type: text('type').notNull(),
+    data: jsonb('data').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('job_events_job_idx').on(t.jobId, t.id)],
 );

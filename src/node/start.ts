@@ -19,6 +19,7 @@ import {
 import type { NodeConfig } from '../config.ts';
 import { DatanetService } from '../datanets/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
+import { JobRunner } from '../jobs/index.ts';
 import { VERSION } from '../version.ts';
 import type { NodeContext } from './context.ts';
 import { lockDataDir } from './lock.ts';
@@ -102,6 +103,7 @@ export async function startNode(
     const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
     const relayer = signer ? new Relayer(chain, signer) : undefined;
     const registry = deployment.contracts.DatanetRegistry;
+    const jobs = new JobRunner({ db: database.db, blobs });
     const context: NodeContext = {
       config,
       version: VERSION,
@@ -116,6 +118,7 @@ export async function startNode(
         publicClient: chain.publicClient,
         chainId: chain.chain.id,
       }),
+      jobs,
       datanets: registry
         ? new DatanetService({ db: database.db, blobs, chain, registry, relayer })
         : undefined,
@@ -125,6 +128,10 @@ export async function startNode(
       const datanets = context.datanets;
       await step('reconciling datanets with the chain', () => datanets.reconcile());
     }
+
+    const resumed = await step('starting the job runner', () => jobs.start());
+    if (resumed.resumed > 0) onProgress({ step: `resumed ${resumed.resumed} interrupted job(s)` });
+    cleanups.push(() => jobs.stop());
 
     const server: FastifyInstance = await step('starting the HTTP server', async () => {
       const app = await buildServer(context, {
