@@ -12,6 +12,7 @@ import { errorSchema, sendError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.ts';
 import { datanetRoutes } from './routes/datanets.ts';
+import { factoryRoutes } from './routes/factory.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -91,6 +92,7 @@ export async function buildServer(
   tokenRoutes(app, ctx);
   datanetRoutes(app, ctx);
   jobRoutes(app, ctx);
+  factoryRoutes(app, ctx);
 
   const webDir = options.webDir;
   const hasWeb = webDir !== undefined && existsSync(path.join(webDir, 'index.html'));

@@ -16,6 +16,11 @@ export class NodeClient {
     this.bearer = options.apiKey;
   }
 
+  /** The Authorization header of this client's session or key (for streaming requests). */
+  authorization(): Record<string, string> {
+    return this.bearer ? { authorization: `Bearer ${this.bearer}` } : {};
+  }
+
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const text = await this.send(
       method,

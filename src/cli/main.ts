@@ -27,6 +27,7 @@ import {
 import { deploy } from './commands/deploy.ts';
 import { keysCreate, keysList, keysRevoke } from './commands/keys.ts';
 import { status } from './commands/status.ts';
+import { train } from './commands/train.ts';
 import { up } from './commands/up.ts';
 import { createOutput, type Output } from './output.ts';
 
@@ -271,6 +272,27 @@ datanet
   .requiredOption('--line <n>', 'the row to check (1-based line number)')
   .option('--rpc-url <url>', "the chain to check against (default: the node's)")
   .action((id: string, options) => datanetVerify({ ...options, id }, out));
+
+signerOptions(
+  program
+    .command('train')
+    .description(
+      'train a LoRA adapter on datanet versions (model factory) and follow it; Ctrl-C stops following, not the job',
+    ),
+)
+  .requiredOption('--base <gguf>', 'the base model: a GGUF file on the node')
+  .requiredOption(
+    '--datanet <id@version>',
+    'a datanet version to train on (repeatable; @latest or no version: the latest)',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
+  .option('--template <name>', 'llama2, chatml or plain (default llama2)')
+  .option('--steps <n>', 'optimizer steps (default 100)')
+  .option('--rank <r>', 'LoRA rank (default 8)')
+  .option('--lr <x>', 'learning rate (default 1e-3)')
+  .option('--batch-size <n>', 'examples per step (default 8)')
+  .option('--seed <n>', 'seed of the adapter, data order and dropout (default 0)')
+  .action((options) => train(options, out));
 
 /** `--json` on every command, documented in each command's help. */
 function addJsonOption(command: Command): void {

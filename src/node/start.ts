@@ -19,6 +19,7 @@ import {
 import type { NodeConfig } from '../config.ts';
 import { DatanetService } from '../datanets/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
+import { registerFactoryJobs } from '../factory/index.ts';
 import { JobRunner } from '../jobs/index.ts';
 import { VERSION } from '../version.ts';
 import type { NodeContext } from './context.ts';
@@ -129,6 +130,7 @@ export async function startNode(
       await step('reconciling datanets with the chain', () => datanets.reconcile());
     }
 
+    registerFactoryJobs(jobs, context);
     const resumed = await step('starting the job runner', () => jobs.start());
     if (resumed.resumed > 0) onProgress({ step: `resumed ${resumed.resumed} interrupted job(s)` });
     cleanups.push(() => jobs.stop());

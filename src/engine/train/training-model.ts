@@ -64,12 +64,17 @@ export interface TrainExample {
   tokens: readonly number[];
   /** Tokens at the start that are not trained on (default 1: the first token has no context). */
   promptLength?: number;
+  /**
+   * Per token of `tokens`: 0 to leave it out of the loss as a target (a prompt turn inside a
+   * chat), anything else to train on it; combined with promptLength. Default: all trained.
+   */
+  lossMask?: ArrayLike<number>;
 }
 
 /**
  * A batch of examples, right-padded to T (default: the longest example − 1): row b has inputs
  * tokens[0 … n−2] and targets tokens[1 … n−1]; a target counts when its index in `tokens` is
- * at least promptLength. Padding (token `padToken`, mask 0) comes after each sequence, where
+ * at least promptLength and its `lossMask` entry (if any) is not 0. Padding (token `padToken`, mask 0) comes after each sequence, where
  * causal attention keeps it from touching the real positions.
  */
 export function makeTrainBatch(
@@ -102,10 +107,17 @@ export function makeTrainBatch(
       );
     }
     const promptLength = example.promptLength ?? 1;
+    const lossMask = example.lossMask;
+    if (lossMask !== undefined && lossMask.length !== tokens.length) {
+      throw new OpenLedgerError(
+        'VALIDATION_FAILED',
+        `example ${b} has ${tokens.length} tokens but a loss mask of ${lossMask.length}`,
+      );
+    }
     for (let t = 0; t + 1 < tokens.length; t++) {
       inputs[b * T + t] = tokens[t]!;
       targets[b * T + t] = tokens[t + 1]!;
-      mask[b * T + t] = t + 1 >= promptLength ? 1 : 0;
+      mask[b * T + t] = t + 1 >= promptLength && (lossMask?.[t + 1] ?? 1) !== 0 ? 1 : 0;
     }
   });
   return { B, T, inputs, targets, mask };

@@ -1,0 +1,152 @@
+/** The parameters of a training job: defaults filled in, every value checked. */
+import { LORA_TARGETS, type LoraTarget } from '../engine/index.ts';
+import { OpenLedgerError } from '../errors.ts';
+import { TEMPLATES, isTemplateName, type TemplateName } from './templates.ts';
+
+export interface Hyperparameters {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: LoraTarget[];
+  learningRate: number;
+  steps: number;
+  batchSize: number;
+  warmupSteps: number;
+  seed: number;
+  /** Longest training sequence; longer renderings are cut (default min(256, model context)). */
+  maxTokens: number;
+  /** Save a checkpoint every this many steps (default: about 10 per job). */
+  checkpointEvery: number;
+  /** Share of rows held out for evaluation, in percent, chosen by row hash (default 10). */
+  evalPercent: number;
+}
+
+export interface DatanetRef {
+  id: number;
+  version: number | 'latest';
+}
+
+export interface TrainParams {
+  /** A GGUF file on the node (a path, for now). */
+  baseModel: string;
+  datanets: DatanetRef[];
+  template: TemplateName;
+  hyperparameters: Hyperparameters;
+}
+
+export type TrainParamsInput = {
+  baseModel?: unknown;
+  datanets?: unknown;
+  template?: unknown;
+  hyperparameters?: Partial<Record<keyof Hyperparameters, unknown>>;
+};
+
+export const MAX_STEPS = 100_000;
+export const DEFAULT_MAX_TOKENS = 256;
+
+function invalid(message: string, hint?: string): never {
+  throw new OpenLedgerError('VALIDATION_FAILED', message, hint === undefined ? {} : { hint });
+}
+
+function integer(name: string, value: unknown, fallback: number, min: number, max: number) {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    invalid(
+      `hyperparameters.${name} is ${JSON.stringify(v)}; it must be an integer in [${min}, ${max}]`,
+    );
+  return v;
+}
+
+function real(
+  name: string,
+  value: unknown,
+  fallback: number,
+  ok: (v: number) => boolean,
+  range: string,
+) {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v))
+    invalid(`hyperparameters.${name} is ${JSON.stringify(v)}; it must be ${range}`);
+  return v;
+}
+
+/**
+ * Fills in defaults and checks a training job's parameters; throws VALIDATION_FAILED naming the
+ * first bad field. Idempotent: normalised parameters normalise to themselves.
+ */
+export function normalizeTrainParams(input: TrainParamsInput): TrainParams {
+  if (typeof input.baseModel !== 'string' || input.baseModel.length === 0)
+    invalid('baseModel is required: the path of a GGUF model on the node.');
+  if (!input.baseModel.toLowerCase().endsWith('.gguf'))
+    invalid(`baseModel ${input.baseModel} is not a .gguf file.`);
+  if (!Array.isArray(input.datanets) || input.datanets.length === 0)
+    invalid('datanets is required: at least one { id, version } to train on.');
+  if (input.datanets.length > 32) invalid('at most 32 datanet versions per training job.');
+  const seen = new Set<number>();
+  const datanets = (input.datanets as unknown[]).map((entry, i): DatanetRef => {
+    const ref = entry as { id?: unknown; version?: unknown };
+    if (typeof ref.id !== 'number' || !Number.isSafeInteger(ref.id) || ref.id < 1)
+      invalid(`datanets[${i}].id must be a positive integer.`);
+    const version = ref.version ?? 'latest';
+    if (
+      version !== 'latest' &&
+      (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+    )
+      invalid(`datanets[${i}].version must be a positive integer or "latest".`);
+    if (seen.has(ref.id)) invalid(`datanet ${ref.id} is listed twice.`);
+    seen.add(ref.id);
+    return { id: ref.id, version: version as number | 'latest' };
+  });
+  const template = input.template ?? 'llama2';
+  if (typeof template !== 'string' || !isTemplateName(template))
+    invalid(
+      `template ${JSON.stringify(template)} is unknown.`,
+      `choose among ${TEMPLATES.join(', ')}`,
+    );
+  const h = input.hyperparameters ?? {};
+  if (typeof h !== 'object' || Array.isArray(h)) invalid('hyperparameters must be an object.');
+  const rank = integer('rank', h.rank, 8, 1, 256);
+  const steps = integer('steps', h.steps, 100, 1, MAX_STEPS);
+  const targets = h.targets ?? ['attn_q', 'attn_v'];
+  if (
+    !Array.isArray(targets) ||
+    targets.length === 0 ||
+    targets.some((t) => !(LORA_TARGETS as readonly unknown[]).includes(t)) ||
+    new Set(targets).size !== targets.length
+  )
+    invalid(
+      `hyperparameters.targets ${JSON.stringify(targets)} is not a list of distinct targets.`,
+      `choose among ${LORA_TARGETS.join(', ')}`,
+    );
+  return {
+    baseModel: input.baseModel as string,
+    datanets,
+    template,
+    hyperparameters: {
+      rank,
+      alpha: real('alpha', h.alpha, 2 * rank, (v) => v > 0, 'a positive number'),
+      dropout: real('dropout', h.dropout, 0.05, (v) => v >= 0 && v < 1, 'in [0, 1)'),
+      targets: LORA_TARGETS.filter((t) => (targets as unknown[]).includes(t)),
+      learningRate: real('learningRate', h.learningRate, 1e-3, (v) => v > 0 && v <= 1, 'in (0, 1]'),
+      steps,
+      batchSize: integer('batchSize', h.batchSize, 8, 1, 512),
+      warmupSteps: integer(
+        'warmupSteps',
+        h.warmupSteps,
+        Math.min(10, Math.floor(steps / 10)),
+        0,
+        steps - 1,
+      ),
+      seed: integer('seed', h.seed, 0, 0, 2 ** 31 - 1),
+      maxTokens: integer('maxTokens', h.maxTokens, DEFAULT_MAX_TOKENS, 2, 32_768),
+      checkpointEvery: integer(
+        'checkpointEvery',
+        h.checkpointEvery,
+        Math.max(1, Math.ceil(steps / 10)),
+        1,
+        MAX_STEPS,
+      ),
+      evalPercent: integer('evalPercent', h.evalPercent, 10, 0, 50),
+    },
+  };
+}

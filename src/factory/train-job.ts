@@ -1,0 +1,225 @@
+/**
+ * The `factory.train` job: checks its inputs (parameters, read access to every datanet, the base
+ * model), then trains a LoRA adapter in a worker thread so the node stays responsive, streaming
+ * progress, checkpointing, and finally storing the adapter (llama.cpp GGUF LoRA) and the training
+ * manifest as blobs.
+ */
+import { stat } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import type { Address } from 'viem';
+import type { BlobStore } from '../blobs/index.ts';
+import type { DatanetService } from '../datanets/index.ts';
+import { OpenLedgerError, type ErrorCode } from '../errors.ts';
+import type { JobContext, JobRunner } from '../jobs/index.ts';
+import {
+  contributorTotals,
+  loadDatasetRows,
+  storeManifest,
+  type ManifestRow,
+  type TrainingManifest,
+} from './dataset.ts';
+import { normalizeTrainParams, type TrainParams, type TrainParamsInput } from './params.ts';
+import type { TrainInput, TrainMessage } from './train-core.ts';
+
+export const TRAIN_JOB_KIND = 'factory.train';
+
+export interface TrainResult {
+  adapterBlobId: string;
+  manifestBlobId: string;
+  manifestHash: string;
+  trainLoss: number;
+  evalLoss: number | null;
+  baseEvalLoss: number | null;
+  /** Loss tokens of the training rows, each row counted once (= Σ contributors). */
+  tokens: number;
+  /** Loss tokens over all steps (rows are seen once per epoch). */
+  tokensSeen: number;
+  contributors: Record<string, number>;
+  rows: { train: number; eval: number };
+  seconds: number;
+}
+
+export interface FactoryDeps {
+  datanets: DatanetService | undefined;
+  blobs: BlobStore;
+}
+
+function datanetsOf(deps: FactoryDeps): DatanetService {
+  if (!deps.datanets)
+    throw new OpenLedgerError('NOT_FOUND', 'This node has no datanet registry deployed.');
+  return deps.datanets;
+}
+
+/**
+ * Everything that can be checked before a job is queued: the parameters, the base model file,
+ * and `owner`'s read access to each datanet (FORBIDDEN without a grant). Answers the normalised
+ * parameters. The job checks all of it again when it runs.
+ */
+export async function checkTrainRequest(
+  deps: FactoryDeps,
+  owner: Address,
+  input: TrainParamsInput,
+): Promise<TrainParams> {
+  const params = normalizeTrainParams(input);
+  const service = datanetsOf(deps);
+  for (const ref of params.datanets) {
+    await service.assertCanRead(ref.id, owner);
+    const versions = await service.versions(ref.id);
+    if (
+      ref.version === 'latest'
+        ? versions.length === 0
+        : !versions.some((v) => v.version === ref.version)
+    )
+      throw new OpenLedgerError('NOT_FOUND', `Datanet ${ref.id} has no version ${ref.version}.`, {
+        hint: 'Approve contributions to commit a version first.',
+      });
+  }
+  const file = await stat(params.baseModel).catch(() => undefined);
+  if (!file?.isFile())
+    throw new OpenLedgerError(
+      'VALIDATION_FAILED',
+      `There is no base model file ${params.baseModel} on the node.`,
+      { hint: 'baseModel is the path of a GGUF model (llama architecture) on the node.' },
+    );
+  return params;
+}
+
+/**
+ * A worker running train-worker: `.js` in the built dist/; under tsx (tests, dev) the `.ts`
+ * file, through a small bootstrap that registers tsx's loader in the worker first (`--import tsx`
+ * in the worker's execArgv does not reach a worker on Node 20).
+ */
+function startWorker(input: TrainInput): Worker {
+  if (!import.meta.url.endsWith('.ts'))
+    return new Worker(new URL('./train-worker.js', import.meta.url), { workerData: input });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./train-worker.ts', import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: input });
+}
+
+/** Runs the training in a worker; `onMessage` sees every message; terminates it on abort. */
+function trainInWorker(
+  input: TrainInput,
+  signal: AbortSignal,
+  onMessage: (message: TrainMessage) => void,
+): Promise<Extract<TrainMessage, { type: 'done' }>> {
+  return new Promise((resolve, reject) => {
+    signal.throwIfAborted();
+    const worker = startWorker(input);
+    let settled = false;
+    const settle = (run: () => void) => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', abort);
+      void worker.terminate();
+      run();
+    };
+    const abort = () => settle(() => reject(signal.reason as Error));
+    signal.addEventListener('abort', abort, { once: true });
+    worker.on('message', (message: TrainMessage) => {
+      if (message.type === 'done') settle(() => resolve(message));
+      else if (message.type === 'error')
+        settle(() =>
+          reject(
+            new OpenLedgerError(
+              message.code as ErrorCode,
+              message.message,
+              message.hint ? { hint: message.hint } : {},
+            ),
+          ),
+        );
+      else onMessage(message);
+    });
+    worker.on('error', (error) => settle(() => reject(error)));
+    worker.on('exit', (code) =>
+      settle(() =>
+        reject(new OpenLedgerError('INTERNAL', `The training worker exited with code ${code}.`)),
+      ),
+    );
+  });
+}
+
+export function trainJob(deps: FactoryDeps) {
+  return async (context: JobContext<TrainParamsInput>): Promise<TrainResult> => {
+    // The runner has set `validating` already; `running` once the inputs are checked.
+    const params = await checkTrainRequest(deps, context.owner, context.params);
+    const dataset = await loadDatasetRows(datanetsOf(deps), context.owner, params.datanets);
+    context.signal.throwIfAborted();
+    await context.setStatus('running');
+
+    // Events are recorded in order; the worker does not wait for them.
+    let chain: Promise<void> = Promise.resolve();
+    const enqueue = (run: () => Promise<void>) => {
+      chain = chain.then(run);
+      chain.catch(() => undefined);
+    };
+    let prepared: Extract<TrainMessage, { type: 'prepared' }> | undefined;
+    const done = await trainInWorker(
+      {
+        params,
+        rows: dataset.rows,
+        ...(context.checkpoint ? { checkpoint: new Uint8Array(context.checkpoint) } : {}),
+      },
+      context.signal,
+      (message) => {
+        if (message.type === 'prepared') {
+          prepared = message;
+          const train = message.manifestRows.filter((r) => r.split === 'train').length;
+          enqueue(() =>
+            context.emit('log', {
+              message: `training on ${train} rows, ${message.manifestRows.length - train} held out; max ${message.maxTokens} tokens per row${message.resumedFrom ? `; resumed at step ${message.resumedFrom}` : ''}`,
+            }),
+          );
+        } else if (message.type === 'progress') {
+          enqueue(() => context.emit('progress', { ...message.progress }));
+        } else if (message.type === 'checkpoint') {
+          enqueue(() => context.saveCheckpoint(message.bytes));
+        }
+      },
+    );
+    await chain;
+    context.signal.throwIfAborted();
+    if (!prepared)
+      throw new OpenLedgerError('INTERNAL', 'The training worker reported no dataset.');
+
+    const rows: ManifestRow[] = prepared.manifestRows;
+    const contributors = contributorTotals(rows);
+    const tokens = Object.values(contributors).reduce((n, c) => n + c.tokens, 0);
+    const trainRows = rows.filter((r) => r.split === 'train').length;
+    const manifest: TrainingManifest = {
+      kind: 'openledger.training-manifest',
+      formatVersion: 1,
+      jobId: context.id,
+      owner: context.owner,
+      baseModel: prepared.baseModel,
+      template: params.template,
+      hyperparameters: { ...params.hyperparameters, maxTokens: prepared.maxTokens },
+      datanets: dataset.datanets,
+      split: { method: 'sha256-bucket', evalPercent: params.hyperparameters.evalPercent },
+      rows,
+      contributors,
+      totals: { rows: rows.length, trainRows, evalRows: rows.length - trainRows, tokens },
+    };
+    const { manifestBlobId, manifestHash } = await storeManifest(deps.blobs, manifest);
+    const adapter = await deps.blobs.put(done.adapter);
+    return {
+      adapterBlobId: adapter.id,
+      manifestBlobId,
+      manifestHash,
+      trainLoss: done.trainLoss,
+      evalLoss: done.evalLoss,
+      baseEvalLoss: done.baseEvalLoss,
+      tokens,
+      tokensSeen: done.tokensSeen,
+      contributors: Object.fromEntries(Object.entries(contributors).map(([a, c]) => [a, c.tokens])),
+      rows: { train: trainRows, eval: rows.length - trainRows },
+      seconds: done.seconds,
+    };
+  };
+}
+
+/** Registers the factory's job kinds on the node's runner. */
+export function registerFactoryJobs(jobs: JobRunner, deps: FactoryDeps): void {
+  jobs.register(TRAIN_JOB_KIND, trainJob(deps));
+}
