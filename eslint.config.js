@@ -4,7 +4,17 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', 'artifacts', 'web/dist', 'drizzle', 'test-results', '.scratch'] },
+  {
+    ignores: [
+      'node_modules',
+      'dist',
+      'artifacts',
+      'web/dist',
+      'drizzle',
+      'test-results',
+      '.scratch',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

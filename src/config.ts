@@ -20,6 +20,8 @@ export interface NodeConfig {
   webDir: string | undefined;
   /** Behind a reverse proxy: honour X-Forwarded-Proto/-For (secure cookies, client addresses). */
   trustProxy: boolean;
+  /** Folders of base models (GGUF) the node offers: `<data-dir>/models`, then OPENLEDGER_MODELS_DIR. */
+  modelsDirs: string[];
 }
 
 export const DEFAULT_PORT = 7070;
@@ -42,6 +44,7 @@ export const CONFIG_ENV = {
   privateKey: 'OPENLEDGER_PRIVATE_KEY',
   logLevel: 'OPENLEDGER_LOG_LEVEL',
   trustProxy: 'OPENLEDGER_TRUST_PROXY',
+  modelsDir: 'OPENLEDGER_MODELS_DIR',
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -74,16 +77,19 @@ export function resolveConfig(
   if (rpcUrl !== undefined) parseUrl(rpcUrl, '--rpc-url');
   const databaseUrl = pick('databaseUrl');
   if (databaseUrl !== undefined) parseUrl(databaseUrl, 'DATABASE_URL');
+  const dataDir = path.resolve(pick('dataDir') ?? DEFAULT_DATA_DIR);
+  const extraModels = (env[CONFIG_ENV.modelsDir] ?? '').split(path.delimiter).filter(Boolean);
   return {
     host: pick('host') ?? DEFAULT_HOST,
     port: parsePort(pick('port') ?? String(DEFAULT_PORT), '--port'),
-    dataDir: path.resolve(pick('dataDir') ?? DEFAULT_DATA_DIR),
+    dataDir,
     rpcUrl,
     chainPort: parsePort(pick('chainPort') ?? String(DEFAULT_CHAIN_PORT), '--chain-port'),
     databaseUrl,
     privateKey: privateKey ? (privateKey as `0x${string}`) : undefined,
     logLevel: logLevel as NodeConfig['logLevel'],
     webDir: undefined,
+    modelsDirs: [path.join(dataDir, 'models'), ...extraModels.map((d) => path.resolve(d))],
     trustProxy: ['1', 'true', 'yes'].includes((env[CONFIG_ENV.trustProxy] ?? '').toLowerCase()),
   };
 }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256 } from 'viem';
 import { devAccount } from '../src/chain/index.ts';
@@ -301,6 +304,36 @@ describe(
       });
       assert.equal(noModel.status, 400);
       assert.equal(noModel.body.error.code, 'VALIDATION_FAILED');
+
+      // Base models come from the node's catalogue: a GGUF elsewhere on disk is refused.
+      const models = (await call(node.url, 'GET', '/api/factory/models')).body.models;
+      assert.ok(
+        models.some(
+          (m: { name: string; architecture: string }) =>
+            m.name === 'aidreams260K' && m.architecture === 'llama',
+        ),
+      );
+      assert.equal('path' in models[0], false, 'paths on the node are not shown');
+      const outside = path.join(
+        await mkdtemp(path.join(tmpdir(), 'openledger-outside-')),
+        'copy.gguf',
+      );
+      await copyFile(AIDREAMS_GGUF, outside);
+      const elsewhere = await call(node.url, 'POST', '/api/factory/jobs', {
+        token,
+        body: { baseModel: outside, datanets: [{ id: openId }] },
+      });
+      assert.equal(elsewhere.status, 400);
+      assert.match(elsewhere.body.error.hint, /aidreams260K/);
+      const byName = await call(node.url, 'POST', '/api/factory/templates/preview', {
+        token,
+        body: {
+          template: 'plain',
+          baseModel: 'aidreams260K',
+          row: { content: { type: 'document', text: 'Owls at night.' } },
+        },
+      });
+      assert.equal(byName.status, 200, JSON.stringify(byName.body));
     });
 
     it('cancels a running training job', async () => {

@@ -41,3 +41,5 @@ export {
   type TrainResult,
 } from './train-job.ts';
 export { loadTokenizer } from './tokenizers.ts';
+export { ModelCatalog } from './models.ts';
+export type { CatalogModel } from './models.ts';

@@ -18,6 +18,7 @@ import {
   type ManifestRow,
   type TrainingManifest,
 } from './dataset.ts';
+import type { ModelCatalog } from './models.ts';
 import { normalizeTrainParams, type TrainParams, type TrainParamsInput } from './params.ts';
 import type { TrainInput, TrainMessage } from './train-core.ts';
 
@@ -42,6 +43,7 @@ export interface TrainResult {
 export interface FactoryDeps {
   datanets: DatanetService | undefined;
   blobs: BlobStore;
+  models: ModelCatalog;
 }
 
 function datanetsOf(deps: FactoryDeps): DatanetService {
@@ -60,7 +62,9 @@ export async function checkTrainRequest(
   owner: Address,
   input: TrainParamsInput,
 ): Promise<TrainParams> {
-  const params = normalizeTrainParams(input);
+  // The caller names a model of the node's catalogue; the job records its file.
+  const model = await deps.models.resolve(String(input.baseModel ?? ''));
+  const params = normalizeTrainParams({ ...input, baseModel: model.path });
   const service = datanetsOf(deps);
   for (const ref of params.datanets) {
     await service.assertCanRead(ref.id, owner);

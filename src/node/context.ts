@@ -4,6 +4,7 @@ import type { ChainConnection, Deployment, Relayer } from '../chain/index.ts';
 import type { NodeConfig } from '../config.ts';
 import type { DatanetService } from '../datanets/index.ts';
 import type { Database } from '../db/index.ts';
+import type { ModelCatalog } from '../factory/index.ts';
 import type { JobRunner } from '../jobs/index.ts';
 
 /** The running node's services, handed to the HTTP layer. Each is owned by its own room. */
@@ -23,6 +24,8 @@ export interface NodeContext {
    */
   relayer: Relayer | undefined;
   auth: AuthService;
+  /** The base models this node offers for training and serving. */
+  models: ModelCatalog;
   /** Background work (training, index builds): queued, streamed, cancellable, resumable. */
   jobs: JobRunner;
   /** Absent only when the recorded deployment predates the DatanetRegistry. */

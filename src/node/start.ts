@@ -19,7 +19,7 @@ import {
 import type { NodeConfig } from '../config.ts';
 import { DatanetService } from '../datanets/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
-import { registerFactoryJobs } from '../factory/index.ts';
+import { ModelCatalog, registerFactoryJobs } from '../factory/index.ts';
 import { JobRunner } from '../jobs/index.ts';
 import { VERSION } from '../version.ts';
 import type { NodeContext } from './context.ts';
@@ -120,6 +120,7 @@ export async function startNode(
         chainId: chain.chain.id,
       }),
       jobs,
+      models: new ModelCatalog(config.modelsDirs),
       datanets: registry
         ? new DatanetService({ db: database.db, blobs, chain, registry, relayer })
         : undefined,

@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveConfig } from '../../src/config.ts';
 import { startNode, type RunningNode } from '../../src/node/index.ts';
+import { FIXTURE_MODELS } from './models.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const WEB_DIR = path.join(ROOT, 'web/dist');
@@ -22,10 +24,13 @@ export async function startTestNode(
   options: { databaseUrl?: string; dataDir?: string } = {},
 ): Promise<TestNode> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'openledger-test-')));
+  const base = resolveConfig({ port: '0', chainPort: '0', dataDir, logLevel: 'silent' }, {});
   const config = {
-    ...resolveConfig({ port: '0', chainPort: '0', dataDir, logLevel: 'silent' }, {}),
+    ...base,
     databaseUrl: options.databaseUrl,
     webDir: WEB_DIR,
+    // The fixture models (read in place, never copied) are base models the test node offers.
+    modelsDirs: [...base.modelsDirs, ...(existsSync(FIXTURE_MODELS) ? [FIXTURE_MODELS] : [])],
   };
   const node = await startNode(config);
   return {

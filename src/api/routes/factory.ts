@@ -59,7 +59,7 @@ const TrainBody = Type.Object(
     baseModel: Type.String({
       minLength: 1,
       maxLength: 4096,
-      description: 'A GGUF model on the node (path).',
+      description: 'A base model of the node, by name (GET /api/factory/models).',
     }),
     datanets: Type.Array(
       Type.Object(
@@ -85,7 +85,7 @@ const PreviewBody = Type.Object(
     baseModel: Type.String({
       minLength: 1,
       maxLength: 4096,
-      description: 'Whose tokenizer to use.',
+      description: 'The base model (by name) whose tokenizer renders the row.',
     }),
     row: Type.Object(
       {
@@ -129,6 +129,19 @@ export function factoryRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
+  app.get(
+    '/api/factory/models',
+    {
+      schema: {
+        tags: ['factory'],
+        summary: 'The base models this node offers (GGUF files in its model folders)',
+      },
+    },
+    async () => ({
+      models: (await ctx.models.list()).map(({ path: _, ...model }) => model),
+    }),
+  );
+
   app.post(
     '/api/factory/templates/preview',
     {
@@ -143,7 +156,7 @@ export function factoryRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => {
       requirePrincipal(request);
       const body = request.body as Static<typeof PreviewBody>;
-      const tokenizer = await loadTokenizer(body.baseModel);
+      const tokenizer = await loadTokenizer((await ctx.models.resolve(body.baseModel)).path);
       return previewTemplate(
         body.template as TemplateName,
         body.row as { messages?: { role: string; content: string }[]; content?: unknown },
