@@ -252,7 +252,7 @@ export const jobs = pgTable(
     /** The latest progress event's data (metrics, ETA), for listings. */
     progress: jsonb('progress'),
     result: jsonb('result'),
-    error: jsonb('error').$type<{ code: string; message: string }>(),
+    error: jsonb('error').$type<{ code: string; message: string; hint?: string }>(),
     /** Blob id of the latest checkpoint; a restarted job resumes from it. */
     checkpoint: text('checkpoint'),
     attempts: integer('attempts').notNull().default(0),

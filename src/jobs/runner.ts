@@ -258,7 +258,11 @@ export class JobRunner {
       } else {
         const body =
           error instanceof OpenLedgerError
-            ? { code: error.code, message: error.message }
+            ? {
+                code: error.code,
+                message: error.message,
+                ...(error.hint ? { hint: error.hint } : {}),
+              }
             : { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
         await this.finish(job.id, 'failed', { error: body });
       }
@@ -270,7 +274,7 @@ export class JobRunner {
   private async finish(
     id: string,
     status: JobStatus,
-    fields: { result?: object; error?: { code: string; message: string } },
+    fields: { result?: object; error?: { code: string; message: string; hint?: string } },
   ) {
     await this.deps.db
       .update(schema.jobs)
