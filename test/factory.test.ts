@@ -183,6 +183,11 @@ describe(
         },
       });
       assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      assert.equal(
+        submitted.body.params.baseModel,
+        'aidreams260K',
+        'jobs record the model by name, not by path',
+      );
       const jobId = submitted.body.id as string;
       // the node answers while it trains
       const status = await call(node.url, 'GET', '/api/status');
@@ -278,6 +283,7 @@ describe(
       assert.deepEqual(events.at(-1)!.data.error, {
         code: 'FORBIDDEN',
         message: forbidden.body.error.message,
+        hint: forbidden.body.error.hint,
       });
       assert.equal(events.filter((e) => e.event === 'progress').length, 0);
       assert.equal(

@@ -76,9 +76,9 @@ function real(
  */
 export function normalizeTrainParams(input: TrainParamsInput): TrainParams {
   if (typeof input.baseModel !== 'string' || input.baseModel.length === 0)
-    invalid('baseModel is required: the path of a GGUF model on the node.');
-  if (!input.baseModel.toLowerCase().endsWith('.gguf'))
-    invalid(`baseModel ${input.baseModel} is not a .gguf file.`);
+    invalid(
+      "baseModel is required: the name of one of the node's base models (GET /api/factory/models).",
+    );
   if (!Array.isArray(input.datanets) || input.datanets.length === 0)
     invalid('datanets is required: at least one { id, version } to train on.');
   if (input.datanets.length > 32) invalid('at most 32 datanet versions per training job.');

@@ -4,7 +4,6 @@
  * progress, checkpointing, and finally storing the adapter (llama.cpp GGUF LoRA) and the training
  * manifest as blobs.
  */
-import { stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import type { Address } from 'viem';
 import type { BlobStore } from '../blobs/index.ts';
@@ -38,6 +37,8 @@ export interface TrainResult {
   contributors: Record<string, number>;
   rows: { train: number; eval: number };
   seconds: number;
+  /** The effective tokens-per-row limit: the requested one, capped at the model's context. */
+  maxTokens: number;
 }
 
 export interface FactoryDeps {
@@ -62,9 +63,10 @@ export async function checkTrainRequest(
   owner: Address,
   input: TrainParamsInput,
 ): Promise<TrainParams> {
-  // The caller names a model of the node's catalogue; the job records its file.
+  // The caller names a model of the node's catalogue; the job records the name (never a path:
+  // job records are shown to their owner) and resolves it to the file when it runs.
   const model = await deps.models.resolve(String(input.baseModel ?? ''));
-  const params = normalizeTrainParams({ ...input, baseModel: model.path });
+  const params = normalizeTrainParams({ ...input, baseModel: model.name });
   const service = datanetsOf(deps);
   for (const ref of params.datanets) {
     await service.assertCanRead(ref.id, owner);
@@ -78,13 +80,6 @@ export async function checkTrainRequest(
         hint: 'Approve contributions to commit a version first.',
       });
   }
-  const file = await stat(params.baseModel).catch(() => undefined);
-  if (!file?.isFile())
-    throw new OpenLedgerError(
-      'VALIDATION_FAILED',
-      `There is no base model file ${params.baseModel} on the node.`,
-      { hint: 'baseModel is the path of a GGUF model (llama architecture) on the node.' },
-    );
   return params;
 }
 
@@ -148,6 +143,7 @@ export function trainJob(deps: FactoryDeps) {
   return async (context: JobContext<TrainParamsInput>): Promise<TrainResult> => {
     // The runner has set `validating` already; `running` once the inputs are checked.
     const params = await checkTrainRequest(deps, context.owner, context.params);
+    const model = await deps.models.resolve(params.baseModel);
     const dataset = await loadDatasetRows(datanetsOf(deps), context.owner, params.datanets);
     context.signal.throwIfAborted();
     await context.setStatus('running');
@@ -161,7 +157,7 @@ export function trainJob(deps: FactoryDeps) {
     let prepared: Extract<TrainMessage, { type: 'prepared' }> | undefined;
     const done = await trainInWorker(
       {
-        params,
+        params: { ...params, baseModel: model.path },
         rows: dataset.rows,
         ...(context.checkpoint ? { checkpoint: new Uint8Array(context.checkpoint) } : {}),
       },
@@ -219,6 +215,7 @@ export function trainJob(deps: FactoryDeps) {
       contributors: Object.fromEntries(Object.entries(contributors).map(([a, c]) => [a, c.tokens])),
       rows: { train: trainRows, eval: rows.length - trainRows },
       seconds: done.seconds,
+      maxTokens: prepared.maxTokens,
     };
   };
 }

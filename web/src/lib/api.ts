@@ -568,3 +568,202 @@ export const datanetsApi = {
     ),
   upload: uploadContribution,
 };
+
+// ----- jobs and the Model Factory -------------------------------------------------------------
+
+export type JobStatus = 'queued' | 'validating' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+/** A training job's latest `progress` event. */
+export interface TrainProgress {
+  step: number;
+  of: number;
+  loss: number;
+  /** Present on the steps where the held-out rows were evaluated. */
+  evalLoss?: number;
+  learningRate: number;
+  tokensPerSecond: number;
+  etaSeconds: number;
+  at?: string;
+}
+
+export interface Job<P = unknown, R = unknown> {
+  id: string;
+  kind: string;
+  owner: Address;
+  status: JobStatus;
+  params: P;
+  progress: TrainProgress | null;
+  result: R | null;
+  error: { code: string; message: string; hint?: string } | null;
+  checkpoint: string | null;
+  attempts: number;
+  cancelRequested: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export const LORA_TARGETS = [
+  'attn_q',
+  'attn_k',
+  'attn_v',
+  'attn_output',
+  'ffn_gate',
+  'ffn_up',
+  'ffn_down',
+] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+export const TEMPLATES = ['llama2', 'chatml', 'plain'] as const;
+export type TemplateName = (typeof TEMPLATES)[number];
+
+export interface Hyperparameters {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: LoraTarget[];
+  learningRate: number;
+  steps: number;
+  batchSize: number;
+  warmupSteps: number;
+  seed: number;
+  maxTokens: number;
+  checkpointEvery: number;
+  evalPercent: number;
+}
+
+export interface DatanetRef {
+  id: number;
+  version: number | 'latest';
+}
+
+/** A `factory.train` job's parameters as the node normalised them. */
+export interface TrainParams {
+  /** The base model's file on the node (the catalogue name is its file name without `.gguf`). */
+  baseModel: string;
+  datanets: DatanetRef[];
+  template: TemplateName;
+  hyperparameters: Hyperparameters;
+}
+
+export interface TrainResult {
+  adapterBlobId: string;
+  manifestBlobId: string;
+  manifestHash: Hex;
+  trainLoss: number;
+  evalLoss: number | null;
+  baseEvalLoss: number | null;
+  /** Loss tokens of the training rows, each row counted once (the sum over contributors). */
+  tokens: number;
+  /** Loss tokens over all steps. */
+  tokensSeen: number;
+  contributors: Record<string, number>;
+  rows: { train: number; eval: number };
+  seconds: number;
+}
+
+export type TrainJob = Job<TrainParams, TrainResult>;
+
+export interface BaseModel {
+  name: string;
+  bytes: number;
+  architecture: string;
+  contextLength?: number;
+  title?: string;
+}
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** A row as exported ({ messages } for chat and instruction rows) or a document row. */
+export interface TemplateRow {
+  messages?: ChatMessage[];
+  content?: unknown;
+}
+
+export interface TemplatePreview {
+  pieces: { id: number; piece: string; masked: boolean }[];
+  trainedTokens: number;
+  truncated: boolean;
+  text: string;
+}
+
+export interface TrainRequest {
+  baseModel: string;
+  datanets: DatanetRef[];
+  template?: TemplateName;
+  hyperparameters?: Partial<Hyperparameters>;
+}
+
+export const TRAIN_JOB_KIND = 'factory.train';
+
+const job = (id: string) => `/api/jobs/${encodeURIComponent(id)}`;
+
+export const jobsApi = {
+  list: (kind?: string, signal?: AbortSignal) =>
+    request<{ jobs: Job[] }>(`/api/jobs${kind ? `?${new URLSearchParams({ kind })}` : ''}`, {
+      signal,
+    }),
+  get: (id: string, signal?: AbortSignal) => request<Job>(job(id), { signal }),
+  cancel: (id: string) => request<Job>(`${job(id)}/cancel`, { method: 'POST', body: {} }),
+  /** Server-sent events of a job (same-origin: the session cookie authenticates them). */
+  eventsUrl: (id: string) => `${job(id)}/events`,
+};
+
+export const factoryApi = {
+  models: (signal?: AbortSignal) =>
+    request<{ models: BaseModel[] }>('/api/factory/models', { signal }),
+  train: (body: TrainRequest) => request<TrainJob>('/api/factory/jobs', { method: 'POST', body }),
+  previewTemplate: (
+    body: { template: TemplateName; baseModel: string; row: TemplateRow; maxTokens?: number },
+    signal?: AbortSignal,
+  ) => request<TemplatePreview>('/api/factory/templates/preview', { method: 'POST', body, signal }),
+  trainJobs: (signal?: AbortSignal) =>
+    request<{ jobs: TrainJob[] }>(`/api/jobs?${new URLSearchParams({ kind: TRAIN_JOB_KIND })}`, {
+      signal,
+    }),
+};
+
+/**
+ * The first row of a datanet version's JSONL export, reading no further than its first line
+ * (an export can be large). Undefined when the version has no rows.
+ */
+export async function firstExportedRow(
+  datanetId: number,
+  version: number | 'latest',
+  signal?: AbortSignal,
+): Promise<TemplateRow | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(datanetsApi.exportUrl(datanetId, version), {
+      headers: { accept: 'application/x-ndjson, application/json' },
+      credentials: 'same-origin',
+      signal,
+    });
+  } catch (err) {
+    if (err instanceof DOMException && err.name === 'AbortError') throw err;
+    throw toApiError(new TypeError(String(err)));
+  }
+  if (!res.ok) throw errorFrom(res, await parseBody(res));
+  let text = '';
+  if (res.body) {
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (value) text += decoder.decode(value, { stream: true });
+      if (done || text.includes('\n')) break;
+    }
+    void reader.cancel().catch(() => {});
+  } else {
+    text = await res.text();
+  }
+  const line = text.split('\n').find((l) => l.trim());
+  if (!line) return undefined;
+  const row = JSON.parse(line) as { messages?: ChatMessage[]; content?: unknown };
+  return row.messages?.length ? { messages: row.messages } : { content: row.content };
+}

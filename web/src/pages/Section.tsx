@@ -10,12 +10,6 @@ export interface SectionInfo {
 // Sections whose features land in later releases. They describe what the
 // section does and say plainly that it is not available yet — no mock data.
 export const SECTIONS: Record<string, SectionInfo> = {
-  '/factory': {
-    id: 'factory',
-    title: 'Model Factory',
-    description:
-      'The Model Factory fine-tunes LoRA adapters on open base models using the data of one or more Datanets, without writing code: pick a base model and Datanets, set the training parameters, and follow the run. Every training run records exactly which contributions it used, which is what Proof of Attribution later builds on.',
-  },
   '/models': {
     id: 'models',
     title: 'Models',

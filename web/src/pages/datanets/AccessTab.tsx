@@ -22,7 +22,7 @@ import {
   useActingWallet,
 } from './signing';
 
-function RequestAccessForm({
+export function RequestAccessForm({
   datanetId,
   onRequested,
   onConflict,
