@@ -80,6 +80,19 @@ for (const lane of ['pglite', 'postgres'] as const)
         assert.equal(onChain.metadataHash, open.body.metadataHash);
 
         const listed = (await call(node.url, 'GET', '/api/datanets')).body.datanets;
+        const readable = Object.fromEntries(
+          listed.map((d: { id: number; canRead: boolean }) => [d.id, d.canRead]),
+        );
+        assert.deepEqual(
+          readable,
+          { [openId]: true, [privateId]: false },
+          'anonymous: only the open one',
+        );
+        const asOwner = (await owner.call('GET', '/api/datanets')).body.datanets;
+        assert.ok(
+          asOwner.every((d: { canRead: boolean }) => d.canRead),
+          'the owner reads both',
+        );
         assert.deepEqual(
           listed.map((d: { id: number }) => d.id).sort(),
           [openId, privateId].sort(),

@@ -107,7 +107,8 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
     {
       schema: {
         tags: ['datanets'],
-        summary: 'List datanets (metadata is public; content follows each access policy)',
+        summary:
+          'List datanets with statistics and whether the caller may read each (metadata is public; content follows each access policy)',
         querystring: Type.Object({
           owner: Type.Optional(Address),
           q: Type.Optional(Type.String({ maxLength: 100 })),
@@ -116,11 +117,16 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     async (request) => {
       const query = request.query as { owner?: string; q?: string };
+      const datanets = service(ctx);
+      const list = await datanets.list({
+        ...(query.owner ? { owner: query.owner as EvmAddress } : {}),
+        ...(query.q ? { q: query.q } : {}),
+      });
+      const reader = viewer(request);
       return {
-        datanets: await service(ctx).list({
-          ...(query.owner ? { owner: query.owner as EvmAddress } : {}),
-          ...(query.q ? { q: query.q } : {}),
-        }),
+        datanets: await Promise.all(
+          list.map(async (d) => ({ ...d, canRead: await datanets.canRead(d.id, reader) })),
+        ),
       };
     },
   );
