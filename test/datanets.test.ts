@@ -443,6 +443,52 @@ for (const lane of ['pglite', 'postgres'] as const)
         assert.equal(again.status, 409);
       });
 
+      it('lets only the owner update the metadata, registered on-chain; policy and modality stay', async () => {
+        const { metadataHash, normalizeMetadata, registryTypedData } =
+          await import('../src/datanets/index.ts');
+        const update = async (
+          actor: DatanetActor,
+          input: Parameters<typeof normalizeMetadata>[0],
+        ) => {
+          const metadata = normalizeMetadata(input);
+          const ctx = await actor.signing();
+          const signature = await actor.account.signTypedData(
+            registryTypedData.updateMetadata(ctx, {
+              owner: actor.account.address,
+              id: BigInt(openId),
+              metadataHash: metadataHash(metadata),
+            }),
+          );
+          return actor.call('PUT', `/api/datanets/${openId}/metadata`, {
+            metadata,
+            authorization: { signature, deadline: ctx.deadline.toString() },
+          });
+        };
+        const base = {
+          name: 'Solar physics',
+          summary: 'Facts about the sun, curated',
+          description: DESCRIPTION,
+          tags: ['sun', 'physics', 'corona'],
+        };
+        const byAlice = await update(alice, base);
+        assert.equal(byAlice.status, 403, JSON.stringify(byAlice.body));
+        const changed = await update(owner, base);
+        assert.equal(changed.status, 200, JSON.stringify(changed.body));
+        assert.deepEqual(changed.body.tags, ['corona', 'physics', 'sun']);
+        const registry = (await call(node.url, 'GET', '/api/status')).body.contracts
+          .DatanetRegistry;
+        const onChain = await node.node.context.chain.publicClient.readContract({
+          address: registry,
+          abi: DatanetRegistryAbi,
+          functionName: 'datanet',
+          args: [BigInt(openId)],
+        });
+        assert.equal(onChain.metadataHash, changed.body.metadataHash);
+        const closing = await update(owner, { ...base, policy: 'permissioned' });
+        assert.equal(closing.status, 400);
+        assert.equal(closing.body.error.code, 'VALIDATION_FAILED');
+      });
+
       it('lets the owner appoint a curator, who may then approve; and remove them again', async () => {
         const rows: RowContent[] = [
           {

@@ -203,6 +203,44 @@ export class DatanetService {
     return rows.map((r) => getAddress(r.address));
   }
 
+  /**
+   * Replaces a datanet's metadata (the owner signs UpdateMetadata over its hash). The policy and
+   * the modality are fixed at creation: rows and grants depend on them.
+   */
+  async updateMetadata(input: {
+    id: number;
+    owner: Address;
+    metadata: DatanetMetadataInput;
+    authorization: Authorization;
+  }): Promise<DatanetRow> {
+    const current = await this.get(input.id);
+    const metadata = normalizeMetadata(input.metadata);
+    if (metadata.policy !== current.policy || metadata.modality !== current.modality) {
+      throw new OpenLedgerError(
+        'VALIDATION_FAILED',
+        'A datanet keeps the policy and modality it was created with.',
+        {
+          details: { policy: current.policy, modality: current.modality },
+        },
+      );
+    }
+    const hash = metadataHash(metadata);
+    await this.deps.blobs.put(canonicalJson(metadata));
+    await this.relay('updateMetadataWithSig', [
+      input.owner,
+      BigInt(input.id),
+      hash,
+      input.authorization.deadline,
+      input.authorization.signature,
+    ]);
+    const [row] = await this.deps.db
+      .update(schema.datanets)
+      .set({ ...metadata, metadataHash: hash })
+      .where(eq(schema.datanets.id, input.id))
+      .returning();
+    return row!;
+  }
+
   async setCurator(input: {
     id: number;
     owner: Address;

@@ -223,6 +223,36 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
   );
 
+  app.put(
+    '/api/datanets/:id/metadata',
+    {
+      schema: {
+        tags: ['datanets'],
+        summary:
+          'Replace the metadata of a datanet (owner; signed UpdateMetadata over the new metadata hash; policy and modality stay)',
+        params: Id,
+        body: Type.Object(
+          { metadata: MetadataInput, authorization: AuthorizationBody },
+          { additionalProperties: false },
+        ),
+        response: errors(400, 401, 403, 404),
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: number };
+      const body = request.body as {
+        metadata: Static<typeof MetadataInput>;
+        authorization: Static<typeof AuthorizationBody>;
+      };
+      return service(ctx).updateMetadata({
+        id,
+        owner: requirePrincipal(request).address,
+        metadata: body.metadata,
+        authorization: authorization(body.authorization),
+      });
+    },
+  );
+
   app.post(
     '/api/datanets/:id/curators',
     {
