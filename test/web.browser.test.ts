@@ -7,78 +7,34 @@
 // is missing, unless OPENLEDGER_REQUIRE_BROWSER=1 (as in CI), where that fails. OPENLEDGER_WEB_TEST_URL=http://host:port runs it against an already
 // running local-chain node instead of starting one with test/helpers/node.ts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import {
+  RESULTS_DIR,
+  TIMEOUT,
+  browserSkipReason,
+  launchChromium,
+  textOf,
+  waitForText,
+  waitUntil,
+} from './helpers/browser.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const distIndex = path.join(root, 'web', 'dist', 'index.html');
 const externalUrl = process.env.OPENLEDGER_WEB_TEST_URL;
-const resultsDir = path.join(root, 'test-results');
 
 // anvil account #1 of the dev mnemonic
 const DEV_MNEMONIC = 'test test test test test test test test test test test junk';
 const DEV_ACCOUNT_1 = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
-const TIMEOUT = 15_000;
 
-function skipReason(): string | undefined {
-  if (!existsSync(chromiumPath)) return `Chromium not found at ${chromiumPath} (set CHROMIUM_PATH)`;
-  if (!existsSync(distIndex))
-    return 'web/dist/index.html is missing (run: npx vite build --config web/vite.config.ts)';
-  return undefined;
-}
-
-// CI sets OPENLEDGER_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip.
-const skip = skipReason();
-if (skip && process.env.OPENLEDGER_REQUIRE_BROWSER === '1')
-  throw new Error(`browser test cannot run: ${skip}`);
-if (skip) console.log(`web.browser.test.ts skipped: ${skip}`);
+const skip = browserSkipReason('web.browser.test.ts');
 
 async function startNode(): Promise<{ url: string; close(): Promise<void> }> {
   if (externalUrl) return { url: externalUrl, close: async () => {} };
   const { startTestNode } = await import('./helpers/node.ts');
   return startTestNode();
-}
-
-/** Polls fn until it returns a truthy value or the timeout expires. */
-async function waitUntil<T>(
-  what: string,
-  fn: () => Promise<T>,
-  timeout = TIMEOUT,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeout;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : String(last)})`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function textOf(locator: Locator): Promise<string> {
-  await locator.waitFor({ state: 'visible', timeout: TIMEOUT });
-  return ((await locator.textContent()) ?? '').trim();
-}
-
-async function waitForText(locator: Locator, expected: RegExp | string): Promise<string> {
-  return waitUntil(`text ${String(expected)}`, async () => {
-    const t = ((await locator.textContent({ timeout: 1_000 })) ?? '').trim();
-    const ok = typeof expected === 'string' ? t.includes(expected) : expected.test(t);
-    return ok ? t : '';
-  });
 }
 
 test(
@@ -101,9 +57,9 @@ test(
         await fn();
       } catch (err) {
         if (page) {
-          mkdirSync(resultsDir, { recursive: true });
+          mkdirSync(RESULTS_DIR, { recursive: true });
           const file = path.join(
-            resultsDir,
+            RESULTS_DIR,
             `web-browser-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`,
           );
           await page.screenshot({ path: file, fullPage: true }).catch(() => {});
@@ -115,19 +71,7 @@ test(
     };
 
     try {
-      browser = await chromium.launch({
-        executablePath: chromiumPath,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium();
       const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
       page = await context.newPage();
       page.setDefaultTimeout(TIMEOUT);

@@ -8,25 +8,30 @@
 // is missing, unless OPENLEDGER_REQUIRE_BROWSER=1 (as in CI), where that fails.
 // OPENLEDGER_WEB_TEST_URL=http://host:port runs it against an already running local-chain node
 // (a fresh one: the test expects the datanets it creates to get the first versions).
-// OPENLEDGER_WEB_SCREENSHOTS=1 also saves screenshots of the pages it visits to test-results/.
+// OPENLEDGER_WEB_SCREENSHOTS=1 also saves SCREENSHOTS of the pages it visits to test-results/.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { mnemonicToAccount } from 'viem/accounts';
+import {
+  RESULTS_DIR,
+  SCREENSHOTS,
+  TIMEOUT,
+  browserSkipReason,
+  launchChromium,
+  textOf,
+  waitForText,
+  waitUntil,
+} from './helpers/browser.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const distIndex = path.join(root, 'web', 'dist', 'index.html');
 const externalUrl = process.env.OPENLEDGER_WEB_TEST_URL;
-const resultsDir = path.join(root, 'test-results');
-const screenshots = process.env.OPENLEDGER_WEB_SCREENSHOTS === '1';
 
 const DEV_MNEMONIC = 'test test test test test test test test test test test junk';
 const DEV = [0, 1, 2, 3].map((i) => mnemonicToAccount(DEV_MNEMONIC, { addressIndex: i }).address);
-const TIMEOUT = 15_000;
 /** Relayed chain transactions and file validation take longer than a page render. */
 const CHAIN_TIMEOUT = 30_000;
 
@@ -43,69 +48,12 @@ const NOTES = [
   'Echocardiography shows how the heart muscle and valves move. A reduced ejection fraction after a heart attack guides treatment and cardiac rehabilitation.',
 ].join('\n\n');
 
-function skipReason(): string | undefined {
-  if (!existsSync(chromiumPath)) return `Chromium not found at ${chromiumPath} (set CHROMIUM_PATH)`;
-  if (!existsSync(distIndex))
-    return 'web/dist/index.html is missing (run: npx vite build --config web/vite.config.ts)';
-  return undefined;
-}
-
-// CI sets OPENLEDGER_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip.
-const skip = skipReason();
-if (skip && process.env.OPENLEDGER_REQUIRE_BROWSER === '1')
-  throw new Error(`browser test cannot run: ${skip}`);
-if (skip) console.log(`web.datanets.browser.test.ts skipped: ${skip}`);
+const skip = browserSkipReason('web.datanets.browser.test.ts');
 
 async function startNode(): Promise<{ url: string; close(): Promise<void> }> {
   if (externalUrl) return { url: externalUrl, close: async () => {} };
   const { startTestNode } = await import('./helpers/node.ts');
   return startTestNode();
-}
-
-/** Polls fn until it returns a truthy value or the timeout expires. */
-async function waitUntil<T>(
-  what: string,
-  fn: () => Promise<T>,
-  timeout = TIMEOUT,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeout;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : String(last)})`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function textOf(locator: Locator, timeout = TIMEOUT): Promise<string> {
-  await locator.waitFor({ state: 'visible', timeout });
-  return ((await locator.textContent()) ?? '').trim();
-}
-
-async function waitForText(
-  locator: Locator,
-  expected: RegExp | string,
-  timeout = TIMEOUT,
-): Promise<string> {
-  return waitUntil(
-    `text ${String(expected)}`,
-    async () => {
-      const t = ((await locator.textContent({ timeout: 1_000 })) ?? '').trim();
-      const ok = typeof expected === 'string' ? t.includes(expected) : expected.test(t);
-      return ok ? t : '';
-    },
-    timeout,
-  );
 }
 
 test(
@@ -121,8 +69,8 @@ test(
     const pathname = () => new URL(page!.url()).pathname;
     const byId = (id: string) => page!.getByTestId(id);
     const shot = async (name: string) => {
-      mkdirSync(resultsDir, { recursive: true });
-      const file = path.join(resultsDir, `web-datanets-${name}.png`);
+      mkdirSync(RESULTS_DIR, { recursive: true });
+      const file = path.join(RESULTS_DIR, `web-datanets-${name}.png`);
       await page!.screenshot({ path: file, fullPage: true }).catch(() => {});
       return file;
     };
@@ -131,7 +79,7 @@ test(
       t.diagnostic(`step: ${name}`);
       try {
         await fn();
-        if (screenshots && page) await shot(name.replace(/[^a-z0-9]+/gi, '-').toLowerCase());
+        if (SCREENSHOTS && page) await shot(name.replace(/[^a-z0-9]+/gi, '-').toLowerCase());
       } catch (err) {
         if (page) {
           const file = await shot(name.replace(/[^a-z0-9]+/gi, '-').toLowerCase());
@@ -188,7 +136,7 @@ test(
       await byId('datanet-description-input').fill(DESCRIPTION);
       await byId('datanet-tags-input').fill('Cardiology, medical');
       await byId(`datanet-policy-${policy}`).check();
-      if (screenshots) await shot(`create-${policy}`);
+      if (SCREENSHOTS) await shot(`create-${policy}`);
       await byId('create-datanet-submit').click();
       await waitUntil(
         'the new datanet page',
@@ -223,19 +171,7 @@ test(
     };
 
     try {
-      browser = await chromium.launch({
-        executablePath: chromiumPath,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium();
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       page = await context.newPage();
       page.setDefaultTimeout(TIMEOUT);
@@ -285,7 +221,7 @@ test(
         await byId('datanets-empty').waitFor();
         await byId('datanets-search').fill('cardio');
         await row.waitFor();
-        if (screenshots) await shot('list');
+        if (SCREENSHOTS) await shot('list');
         await row.getByTestId('datanet-link').click();
         await waitUntil('the datanet page', async () => pathname() === `/datanets/${openId}`);
       });
@@ -302,7 +238,7 @@ test(
         assert.match(await textOf(byId('result-score')), /^\d\.\d\d$/);
         contributionId = await textOf(byId('result-id'));
         await waitForText(byId('stat-pending'), '1');
-        if (screenshots) await shot('detail-contribute');
+        if (SCREENSHOTS) await shot('detail-contribute');
 
         await byId('tab-contributions').click();
         const row = page!.locator(
@@ -345,7 +281,7 @@ test(
         );
         await byId('review-empty').waitFor();
         await waitForText(byId('stat-version'), 'v1');
-        if (screenshots) await shot('detail-review');
+        if (SCREENSHOTS) await shot('detail-review');
 
         await byId('tab-versions').click();
         const version = page!.locator('[data-testid="version-row"][data-version="1"]');
@@ -374,7 +310,7 @@ test(
         assert.equal(exported.headers()['x-openledger-root'], root);
         const lines = (await exported.text()).split('\n').filter(Boolean);
         assert.equal(lines.length, Number(await textOf(version.getByTestId('version-rows'))));
-        if (screenshots) await shot('detail-versions');
+        if (SCREENSHOTS) await shot('detail-versions');
 
         await byId('tab-leaderboard').click();
         const leader = page!.locator(
@@ -383,7 +319,7 @@ test(
         await leader.waitFor();
         assert.ok(Number(await textOf(leader.getByTestId('leaderboard-approved'))) >= 1);
 
-        if (screenshots) await shot('detail-leaderboard');
+        if (SCREENSHOTS) await shot('detail-leaderboard');
 
         await byId('tab-access').click();
         await byId('access-open').waitFor();
@@ -400,7 +336,7 @@ test(
           `[data-testid="contributor-datanet-row"][data-datanet-id="${openId}"]`,
         );
         assert.equal(await textOf(entry.getByTestId('contributor-datanet-approved')), '1');
-        if (screenshots) await shot('contributor-profile');
+        if (SCREENSHOTS) await shot('contributor-profile');
       });
 
       let closedId = 0;
@@ -524,7 +460,7 @@ test(
         assert.match(await textOf(row), /Fine-tuning a triage assistant for a study\./);
         await row.getByTestId('grant-access').click();
         await byId('access-decision-dialog').waitFor();
-        if (screenshots) await shot('detail-access-grant');
+        if (SCREENSHOTS) await shot('detail-access-grant');
         await byId('confirm-access-decision').click();
         await byId('access-decision-dialog').waitFor({ state: 'detached', timeout: CHAIN_TIMEOUT });
         await page!

@@ -8,25 +8,29 @@
 // Skips when Chromium (CHROMIUM_PATH, default /usr/bin/chromium) or web/dist/index.html is
 // missing, unless OPENLEDGER_REQUIRE_BROWSER=1 (as in CI), where that fails. Skips (always) when
 // the fixture base model ../shared/fixtures/models/aidreams260K.gguf is absent.
-// OPENLEDGER_WEB_SCREENSHOTS=1 also saves screenshots of the pages it visits to test-results/.
+// OPENLEDGER_WEB_SCREENSHOTS=1 also saves SCREENSHOTS of the pages it visits to test-results/.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { devAccount } from '../src/chain/index.ts';
 import type { RowContent } from '../src/datanets/ingest/index.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { AIDREAMS_GGUF } from './helpers/models.ts';
+import {
+  RESULTS_DIR,
+  SCREENSHOTS,
+  TIMEOUT,
+  browserSkipReason,
+  launchChromium,
+  textOf,
+  waitUntil,
+} from './helpers/browser.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const distIndex = path.join(root, 'web', 'dist', 'index.html');
-const resultsDir = path.join(root, 'test-results');
-const screenshots = process.env.OPENLEDGER_WEB_SCREENSHOTS === '1';
 
-const TIMEOUT = 15_000;
 /** Training 20 steps of the fixture model takes seconds, more on a busy machine. */
 const TRAIN_TIMEOUT = 60_000;
 const MODEL = 'aidreams260K';
@@ -54,51 +58,11 @@ const row = ([thing, color]: [string, string]): RowContent => ({
   output: `The ${thing} is ${color}. The ${thing} is ${color}.`,
 });
 
-function browserSkipReason(): string | undefined {
-  if (!existsSync(chromiumPath)) return `Chromium not found at ${chromiumPath} (set CHROMIUM_PATH)`;
-  if (!existsSync(distIndex))
-    return 'web/dist/index.html is missing (run: npx vite build --config web/vite.config.ts)';
-  return undefined;
-}
-
-// CI sets OPENLEDGER_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip. The
-// fixture model lives beside the repository; without it the test skips everywhere.
-const browserSkip = browserSkipReason();
-if (browserSkip && process.env.OPENLEDGER_REQUIRE_BROWSER === '1')
-  throw new Error(`browser test cannot run: ${browserSkip}`);
+// The fixture model lives beside the repository; without it the test skips everywhere.
+const browserSkip = browserSkipReason('web.factory.browser.test.ts');
 const skip =
   browserSkip ?? (existsSync(AIDREAMS_GGUF) ? undefined : `fixture model absent: ${AIDREAMS_GGUF}`);
-if (skip) console.log(`web.factory.browser.test.ts skipped: ${skip}`);
-
-/** Polls fn until it returns a truthy value or the timeout expires. */
-async function waitUntil<T>(
-  what: string,
-  fn: () => Promise<T>,
-  timeout = TIMEOUT,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeout;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : String(last)})`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function textOf(locator: Locator, timeout = TIMEOUT): Promise<string> {
-  await locator.waitFor({ state: 'visible', timeout });
-  return ((await locator.textContent()) ?? '').trim();
-}
+if (skip && !browserSkip) console.log(`web.factory.browser.test.ts skipped: ${skip}`);
 
 test(
   'web app: model factory — wizard, live training run, result, cancel',
@@ -114,8 +78,8 @@ test(
     const pathname = () => new URL(page!.url()).pathname;
     const byId = (id: string) => page!.getByTestId(id);
     const shot = async (name: string) => {
-      mkdirSync(resultsDir, { recursive: true });
-      const file = path.join(resultsDir, `web-factory-${name}.png`);
+      mkdirSync(RESULTS_DIR, { recursive: true });
+      const file = path.join(RESULTS_DIR, `web-factory-${name}.png`);
       await page!.screenshot({ path: file, fullPage: true }).catch(() => {});
       return file;
     };
@@ -124,7 +88,7 @@ test(
       const slug = name.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
       try {
         await fn();
-        if (screenshots && page) await shot(slug);
+        if (SCREENSHOTS && page) await shot(slug);
       } catch (err) {
         if (page) t.diagnostic(`screenshot: ${path.relative(root, await shot(slug))}`);
         if (err instanceof Error) err.message = `[${name}] ${err.message}`;
@@ -180,19 +144,7 @@ test(
         contextLength = model.contextLength;
       });
 
-      browser = await chromium.launch({
-        executablePath: chromiumPath,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium();
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       page = await context.newPage();
       page.setDefaultTimeout(TIMEOUT);
@@ -232,7 +184,7 @@ test(
         await option.getByTestId('datanet-select').check();
         assert.equal(await option.getByTestId('datanet-version').inputValue(), '1');
         assert.equal(await textOf(option.getByTestId('datanet-rows')), '10');
-        if (screenshots) await shot('datanets');
+        if (SCREENSHOTS) await shot('datanets');
         await byId('wizard-next').click();
       });
 
@@ -257,7 +209,7 @@ test(
         await inline
           .locator('[data-testid="inline-access-status"][data-status="pending"]')
           .waitFor({ timeout: 30_000 });
-        if (screenshots) await shot('request-access');
+        if (SCREENSHOTS) await shot('request-access');
         // Still not selectable; the owner grants, and a re-check makes it selectable.
         assert.equal(await closed.getAttribute('data-selectable'), 'false');
         const granted = await creator.decideAccess(privateId, trainer.address, 'grant');
@@ -296,7 +248,7 @@ test(
           trained.length,
           'the trained count is the highlighted pieces',
         );
-        if (screenshots) await shot('template-preview');
+        if (SCREENSHOTS) await shot('template-preview');
         await byId('wizard-next').click();
       });
 
@@ -429,7 +381,7 @@ test(
           .locator('[data-testid="factory-job-row"] [data-testid="job-status"]')
           .evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
         assert.deepEqual(statuses, ['cancelled', 'succeeded'], 'newest first');
-        if (screenshots) await shot('list');
+        if (SCREENSHOTS) await shot('list');
         await done.getByTestId('factory-job-link').click();
         await waitUntil('the job page again', async () => pathname() === `/factory/jobs/${jobId}`);
         await byId('job-result').waitFor();
