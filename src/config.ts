@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { OpenLedgerError } from './errors.ts';
+import { BUILTIN_MODELS_DIR } from './factory/builtin/paths.ts';
 
 /** Everything `openledger up` needs, resolved from flags, then `OPENLEDGER_*` variables, then defaults. */
 export interface NodeConfig {
@@ -20,9 +21,44 @@ export interface NodeConfig {
   webDir: string | undefined;
   /** Behind a reverse proxy: honour X-Forwarded-Proto/-For (secure cookies, client addresses). */
   trustProxy: boolean;
-  /** Folders of base models (GGUF) the node offers: `<data-dir>/models`, then OPENLEDGER_MODELS_DIR. */
+  /**
+   * Folders of base models (GGUF) the node offers: `<data-dir>/models`, then
+   * OPENLEDGER_MODELS_DIR, then the package's built-in model folder.
+   */
   modelsDirs: string[];
+  /** OpenLoRA serving (docs/serving.md). */
+  serving: ServingConfig;
 }
+
+export interface ServingConfig {
+  /** Base models to load at start, by catalogue name or GGUF path; the first is the default. */
+  baseModels: string[];
+  /** Bytes of LoRA adapters one loaded base model may hold before it is recycled. */
+  adapterBudgetBytes: number;
+  /** Requests generating at once (one llama.cpp sequence each). */
+  maxConcurrent: number;
+  /** Requests waiting for a slot; beyond it callers get 429 with Retry-After. */
+  maxQueue: number;
+  /** Cap on max_tokens (and its default). */
+  maxTokens: number;
+  /** Generation stops (finish_reason "length") after this long. */
+  maxRequestSeconds: number;
+  /** Tokens per sequence, prompt and completion together (capped by the model's own). */
+  contextSize: number;
+  /** llama.cpp threads; default: every core. */
+  threads: number | undefined;
+  /** Wallets allowed to load and unload adapters, besides the node's own signer. */
+  operators: string[];
+}
+
+export const SERVING_DEFAULTS = {
+  adapterBudgetBytes: 256 * 1024 * 1024,
+  maxConcurrent: 4,
+  maxQueue: 64,
+  maxTokens: 512,
+  maxRequestSeconds: 120,
+  contextSize: 2048,
+} as const;
 
 export const DEFAULT_PORT = 7070;
 export const DEFAULT_CHAIN_PORT = 8545;
@@ -31,7 +67,21 @@ export const DEFAULT_DATA_DIR = './.openledger';
 
 export type ConfigFlags = Partial<
   Record<'host' | 'port' | 'dataDir' | 'rpcUrl' | 'chainPort' | 'databaseUrl' | 'logLevel', string>
->;
+> &
+  ServingFlags;
+
+/** `up`'s serving options, as commander hands them over. */
+export interface ServingFlags {
+  baseModel?: string[];
+  adapterBudget?: string;
+  maxConcurrent?: string;
+  maxQueue?: string;
+  maxTokens?: string;
+  maxRequestSeconds?: string;
+  contextSize?: string;
+  threads?: string;
+  operator?: string[];
+}
 
 /** The environment variables `up` reads, in the order of the configuration reference. */
 export const CONFIG_ENV = {
@@ -45,6 +95,9 @@ export const CONFIG_ENV = {
   logLevel: 'OPENLEDGER_LOG_LEVEL',
   trustProxy: 'OPENLEDGER_TRUST_PROXY',
   modelsDir: 'OPENLEDGER_MODELS_DIR',
+  baseModels: 'OPENLEDGER_BASE_MODELS',
+  adapterBudget: 'OPENLEDGER_ADAPTER_BUDGET',
+  operators: 'OPENLEDGER_OPERATORS',
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -89,9 +142,72 @@ export function resolveConfig(
     privateKey: privateKey ? (privateKey as `0x${string}`) : undefined,
     logLevel: logLevel as NodeConfig['logLevel'],
     webDir: undefined,
-    modelsDirs: [path.join(dataDir, 'models'), ...extraModels.map((d) => path.resolve(d))],
+    modelsDirs: [
+      path.join(dataDir, 'models'),
+      ...extraModels.map((d) => path.resolve(d)),
+      BUILTIN_MODELS_DIR,
+    ],
     trustProxy: ['1', 'true', 'yes'].includes((env[CONFIG_ENV.trustProxy] ?? '').toLowerCase()),
+    serving: resolveServing(flags, env),
   };
+}
+
+function resolveServing(flags: ServingFlags, env: NodeJS.ProcessEnv): ServingConfig {
+  const list = (value: string | undefined) =>
+    (value ?? '')
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean);
+  const int = (value: string | undefined, name: string, fallback: number, min = 1) => {
+    if (value === undefined || value === '') return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) {
+      throw new OpenLedgerError(
+        'CONFIG_INVALID',
+        `${name} must be an integer ≥ ${min}, got "${value}".`,
+      );
+    }
+    return n;
+  };
+  const budget = flags.adapterBudget ?? env[CONFIG_ENV.adapterBudget];
+  const operators = flags.operator?.length ? flags.operator : list(env[CONFIG_ENV.operators]);
+  for (const operator of operators) {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(operator)) {
+      throw new OpenLedgerError('CONFIG_INVALID', `--operator "${operator}" is not an address.`);
+    }
+  }
+  return {
+    baseModels: flags.baseModel?.length ? flags.baseModel : list(env[CONFIG_ENV.baseModels]),
+    adapterBudgetBytes:
+      budget === undefined || budget === ''
+        ? SERVING_DEFAULTS.adapterBudgetBytes
+        : parseBytes(budget, '--adapter-budget'),
+    maxConcurrent: int(flags.maxConcurrent, '--max-concurrent', SERVING_DEFAULTS.maxConcurrent),
+    maxQueue: int(flags.maxQueue, '--max-queue', SERVING_DEFAULTS.maxQueue, 0),
+    maxTokens: int(flags.maxTokens, '--max-tokens', SERVING_DEFAULTS.maxTokens),
+    maxRequestSeconds: int(
+      flags.maxRequestSeconds,
+      '--max-request-seconds',
+      SERVING_DEFAULTS.maxRequestSeconds,
+    ),
+    contextSize: int(flags.contextSize, '--context-size', SERVING_DEFAULTS.contextSize, 16),
+    threads: flags.threads === undefined ? undefined : int(flags.threads, '--threads', 1),
+    operators: operators.map((o) => o.toLowerCase()),
+  };
+}
+
+/** "268435456", "256MiB", "1.5GB", "512k": bytes (k/M/G are powers of 1024, as RAM is sold). */
+export function parseBytes(value: string, name: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i.exec(value);
+  if (!match) {
+    throw new OpenLedgerError(
+      'CONFIG_INVALID',
+      `${name} must be a size like 256MiB, got "${value}".`,
+    );
+  }
+  const unit = (match[2] ?? 'b').toLowerCase()[0]!;
+  const scale = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit]!;
+  return Math.floor(Number(match[1]) * scale);
 }
 
 export function parsePort(value: string, name: string): number {

@@ -11,20 +11,19 @@ import {
   AdamW,
   LORA_TARGETS,
   LoraAdapter,
-  LoraTrainer,
-  LoraTrainingModel,
+  Trainer,
+  TrainingModel,
   Prng,
   clipGradNorm,
   learningRateAt,
   loadLoraGguf,
   makeTrainBatch,
-  matmulBackward,
-  matmulForward,
   mergeLora,
   saveLoraGguf,
   trainLora,
 } from '../src/engine/train/index.ts';
 import type { LoraConfig, TrainBatch, TrainExample } from '../src/engine/train/index.ts';
+import { matmulBackward, matmulForward } from '../src/engine/kernels/index.ts';
 import type { OpenLedgerError } from '../src/errors.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -147,7 +146,7 @@ describe(
         tokens: tokenizer.encode(s, { addBos: true, addEos: false }),
       }));
       const started = performance.now();
-      const { adapter, history } = trainLora(model, examples, {
+      const { adapter, history } = await trainLora(model, examples, {
         lora: { rank: 4, alpha: 8, dropout: 0, targets: [...LORA_TARGETS] },
         steps: 30,
         batchSize: 8,
@@ -177,8 +176,8 @@ describe(
 
       // the merged model's logits equal the training forward with the adapter
       const batch: TrainBatch = makeTrainBatch([examples[2]!]);
-      const net = new LoraTrainingModel(model, adapter);
-      net.forward(batch);
+      const net = new TrainingModel(model, adapter);
+      await net.forward(batch);
       const logits = merged.forwardSequence(examples[2]!.tokens.slice(0, -1));
       assert.ok(relativeError(logits, net.logits) < 1e-4);
 
@@ -192,7 +191,7 @@ describe(
       );
     });
 
-    it('trains with the LoraTrainer step API and gradient accumulation', () => {
+    it('trains with the Trainer step API and gradient accumulation', async () => {
       const tokenizer = model.tokenizer!;
       const examples = SENTENCES.slice(0, 4).map((s) => ({
         tokens: tokenizer.encode(s, { addBos: true, addEos: false }),
@@ -202,7 +201,7 @@ describe(
         { rank: 4, alpha: 8, dropout: 0.05, targets: ['attn_q', 'attn_v'] },
         2,
       );
-      const trainer = new LoraTrainer(model, adapter, {
+      const trainer = new Trainer(model, adapter, {
         learningRate: 2e-2,
         totalSteps: 12,
         warmupSteps: 2,
@@ -210,9 +209,9 @@ describe(
         seed: 2,
       });
       const micro = [makeTrainBatch(examples.slice(0, 2)), makeTrainBatch(examples.slice(2))];
-      const before = trainer.evaluate(micro);
-      for (let s = 0; s < 12; s++) trainer.trainStep(micro);
-      const afterTraining = trainer.evaluate(micro);
+      const before = await trainer.evaluate(micro);
+      for (let s = 0; s < 12; s++) await trainer.trainStep(micro);
+      const afterTraining = await trainer.evaluate(micro);
       assert.equal(trainer.step, 12);
       assert.ok(afterTraining < 0.7 * before, `loss ${before} → ${afterTraining}`);
     });
@@ -220,7 +219,7 @@ describe(
 );
 
 describe('Prng (xoshiro128**)', () => {
-  it('is deterministic per seed and stream, and uniform enough', () => {
+  it('is deterministic per seed and stream, and uniform enough', async () => {
     const a = new Prng(7);
     const b = new Prng(7);
     const first = Array.from({ length: 5 }, () => a.nextUint32());
@@ -257,7 +256,7 @@ describe('Prng (xoshiro128**)', () => {
 });
 
 describe('LoRA adapter', () => {
-  it('starts with A Kaiming-uniform in ±1/√in (seeded) and B = 0', () => {
+  it('starts with A Kaiming-uniform in ±1/√in (seeded) and B = 0', async () => {
     const adapter = LoraAdapter.create(TINY, ALL, 5);
     assert.equal(adapter.scale, 2);
     // per layer: q 3·32 + 32·3, k and v 3·32 + 16·3, o 3·32 + 32·3, gate and up 3·32 + 48·3,
@@ -285,7 +284,7 @@ describe('LoRA adapter', () => {
     );
   });
 
-  it('refuses bad configurations', () => {
+  it('refuses bad configurations', async () => {
     const bad: Partial<LoraConfig>[] = [
       { rank: 0 },
       { rank: 2.5 },
@@ -303,14 +302,14 @@ describe('LoRA adapter', () => {
     }
     const other = { ...TINY, nLayers: 3 };
     assert.throws(
-      () => new LoraTrainingModel(tinyModel(), LoraAdapter.create(other, ALL, 1)),
+      () => new TrainingModel(tinyModel(), LoraAdapter.create(other, ALL, 1)),
       hasCode('VALIDATION_FAILED', /3 layers/),
     );
   });
 });
 
 describe('matmulForward / matmulBackward', () => {
-  it('agree with naive loops (odd sizes, accumulating backward)', () => {
+  it('agree with naive loops (odd sizes, accumulating backward)', async () => {
     const prng = new Prng(11);
     const [BT, C, OC] = [5, 7, 6];
     const fill = (n: number) => Float64Array.from({ length: n }, () => prng.normal());
@@ -349,7 +348,7 @@ describe('matmulForward / matmulBackward', () => {
 describe('training forward and backward on a tiny random GQA llama (all seven targets, rank 3)', () => {
   const model = tinyModel();
 
-  it('makes batches: shifted targets, prompt and padding masked', () => {
+  it('makes batches: shifted targets, prompt and padding masked', async () => {
     assert.equal(BATCH.B, 2);
     assert.equal(BATCH.T, 8);
     assert.deepEqual([...BATCH.inputs.subarray(0, 8)], SEQUENCES[0]!.slice(0, 8));
@@ -362,9 +361,9 @@ describe('training forward and backward on a tiny random GQA llama (all seven ta
     assert.throws(() => makeTrainBatch([{ tokens: [1] }]), hasCode('VALIDATION_FAILED'));
   });
 
-  it('with B = 0 gives exactly the logits and loss of LlamaModel.forwardSequence', () => {
-    const net = new LoraTrainingModel(model, LoraAdapter.create(TINY, ALL, 1));
-    const result = net.forward(BATCH);
+  it('with B = 0 gives exactly the logits and loss of LlamaModel.forwardSequence', async () => {
+    const net = new TrainingModel(model, LoraAdapter.create(TINY, ALL, 1));
+    const result = await net.forward(BATCH);
     const { T } = BATCH;
     const V = TINY.vocabSize;
     let lossSum = 0;
@@ -391,21 +390,26 @@ describe('training forward and backward on a tiny random GQA llama (all seven ta
     );
   });
 
-  it('pads without changing the loss, and refuses bad batches', () => {
-    const net = new LoraTrainingModel(model, randomAdapter(), { precision: 'float64' });
-    const alone = net.forward(makeTrainBatch([{ tokens: SEQUENCES[1]! }]));
-    const padded = net.forward(makeTrainBatch([{ tokens: SEQUENCES[1]! }], { T: 12, padToken: 9 }));
+  it('pads without changing the loss, and refuses bad batches', async () => {
+    const net = new TrainingModel(model, randomAdapter(), { precision: 'float64' });
+    const alone = await net.forward(makeTrainBatch([{ tokens: SEQUENCES[1]! }]));
+    const padded = await net.forward(
+      makeTrainBatch([{ tokens: SEQUENCES[1]! }], { T: 12, padToken: 9 }),
+    );
     assert.equal(padded.count, alone.count);
     assert.ok(Math.abs(padded.loss - alone.loss) < 1e-13);
-    assert.throws(
+    await assert.rejects(
       () => net.forward(makeTrainBatch([{ tokens: Array.from({ length: 18 }, () => 1) }])),
       hasCode('VALIDATION_FAILED', /context of 16/),
     );
-    assert.throws(
+    await assert.rejects(
       () => net.forward(makeTrainBatch([{ tokens: [1, 64] }])),
       hasCode('VALIDATION_FAILED', /vocabulary of 64/),
     );
-    assert.throws(() => new LoraTrainingModel(model, randomAdapter()).backward(), /forward first/);
+    await assert.rejects(
+      () => new TrainingModel(model, randomAdapter()).backward(),
+      /forward first/,
+    );
   });
 
   /**
@@ -415,24 +419,24 @@ describe('training forward and backward on a tiny random GQA llama (all seven ta
    * the gradient itself is near zero. Bound: |g − fd| ≤ 1e-2 · max(|g|, |fd|) + 1e-6 for every
    * element, and the 99th percentile of the relative error below 1e-3.
    */
-  function gradientCheck(train: boolean, every: number) {
+  async function gradientCheck(train: boolean, every: number) {
     const adapter = randomAdapter();
-    const net = new LoraTrainingModel(model, adapter, { precision: 'float64' });
+    const net = new TrainingModel(model, adapter, { precision: 'float64' });
     const options = { train, dropoutSeed: 5 }; // the same dropout masks at every forward
-    net.forward(BATCH, options);
-    net.backward();
+    await net.forward(BATCH, options);
+    await net.backward();
     const grads = net.gradientList();
     const relative: number[] = [];
     let worst = { rel: 0, at: '' };
-    adapter.parameters().forEach((p, j) => {
+    for (const [j, p] of adapter.parameters().entries()) {
       for (let i = j % every; i < p.value.length; i += every) {
         const original = p.value[i]!;
         const plus = Math.fround(original + 1e-3); // the float32 values actually stored
         const minus = Math.fround(original - 1e-3);
         p.value[i] = plus;
-        const lossPlus = net.forward(BATCH, options).loss;
+        const lossPlus = (await net.forward(BATCH, options)).loss;
         p.value[i] = minus;
-        const lossMinus = net.forward(BATCH, options).loss;
+        const lossMinus = (await net.forward(BATCH, options)).loss;
         p.value[i] = original;
         const fd = (lossPlus - lossMinus) / (plus - minus);
         const g = grads[j]![i]!;
@@ -445,58 +449,59 @@ describe('training forward and backward on a tiny random GQA llama (all seven ta
         relative.push(rel);
         if (rel > worst.rel) worst = { rel, at: `${p.name}[${i}] (g = ${g.toExponential(2)})` };
       }
-    });
+    }
     relative.sort((a, b) => a - b);
     const at = (q: number) => relative[Math.floor(q * (relative.length - 1))]!;
     assert.ok(at(0.99) < 1e-3, `99th percentile ${at(0.99)}`);
     return `${relative.length} elements: median ${at(0.5).toExponential(1)}, p99 ${at(0.99).toExponential(1)}, max ${worst.rel.toExponential(1)} at ${worst.at}`;
   }
 
-  it('has gradients equal to central finite differences (no dropout, every element)', (t) => {
-    t.diagnostic(gradientCheck(false, 1)); // measured: median 1e-7, p99 2e-5, max 5e-4
+  it('has gradients equal to central finite differences (no dropout, every element)', async (t) => {
+    t.diagnostic(await gradientCheck(false, 1)); // measured: median 1e-7, p99 2e-5, max 5e-4
   });
 
-  it('has gradients equal to central finite differences with LoRA dropout 0.2', (t) => {
-    t.diagnostic(gradientCheck(true, 3)); // measured: median 2e-7, p99 3e-5
+  it('has gradients equal to central finite differences with LoRA dropout 0.2', async (t) => {
+    t.diagnostic(await gradientCheck(true, 3)); // measured: median 2e-7, p99 3e-5
   });
 
-  it('computes the same gradients in float32 storage within 1e-4 of float64', () => {
+  it('computes the same gradients in float32 storage within 1e-4 of float64', async () => {
     const adapter = randomAdapter();
-    const grads = (['float32', 'float64'] as const).map((precision) => {
-      const net = new LoraTrainingModel(model, adapter, { precision });
-      net.forward(BATCH, { train: true, dropoutSeed: 5 });
-      net.backward();
-      return net.gradientList();
-    });
+    const grads: Float64Array[][] = [];
+    for (const precision of ['float32', 'float64'] as const) {
+      const net = new TrainingModel(model, adapter, { precision });
+      await net.forward(BATCH, { train: true, dropoutSeed: 5 });
+      await net.backward();
+      grads.push(net.gradientList());
+    }
     grads[0]!.forEach((g, j) => {
       const err = relativeError(g, grads[1]![j]!);
       assert.ok(err < 1e-4, `parameter ${j}: ${err}`);
     });
   });
 
-  it('accumulates micro-batches into the gradient of the mean over all their targets', () => {
+  it('accumulates micro-batches into the gradient of the mean over all their targets', async () => {
     const adapter = randomAdapter();
-    const whole = new LoraTrainingModel(model, adapter, { precision: 'float64' });
-    whole.forward(BATCH);
-    whole.backward();
-    const parts = new LoraTrainingModel(model, adapter, { precision: 'float64' });
+    const whole = new TrainingModel(model, adapter, { precision: 'float64' });
+    await whole.forward(BATCH);
+    await whole.backward();
+    const parts = new TrainingModel(model, adapter, { precision: 'float64' });
     const halves = [
       makeTrainBatch([{ tokens: SEQUENCES[0]!, promptLength: 3 }]),
       makeTrainBatch([{ tokens: SEQUENCES[1]! }]),
     ];
     const count = halves.reduce((n, b) => n + b.mask.reduce((s, m) => s + m, 0), 0);
     for (const batch of halves) {
-      parts.forward(batch);
-      parts.backward(1 / count);
+      await parts.forward(batch);
+      await parts.backward(1 / count);
     }
     const a = whole.gradientList();
     parts.gradientList().forEach((g, j) => assert.ok(relativeError(g, a[j]!) < 1e-12));
   });
 
-  it('merges into weights whose LlamaModel logits equal the adapter forward within 1e-4', () => {
+  it('merges into weights whose LlamaModel logits equal the adapter forward within 1e-4', async () => {
     const adapter = randomAdapter();
-    const net = new LoraTrainingModel(model, adapter);
-    net.forward(BATCH); // dropout off
+    const net = new TrainingModel(model, adapter);
+    await net.forward(BATCH); // dropout off
     const merged = mergeLora(model, adapter);
     assert.equal(merged.weights.tokenEmbd, model.weights.tokenEmbd, 'unadapted weights shared');
     assert.notEqual(merged.weights.layers[0]!.attnQ, model.weights.layers[0]!.attnQ);
@@ -511,7 +516,7 @@ describe('training forward and backward on a tiny random GQA llama (all seven ta
 });
 
 describe('AdamW, schedule and clipping', () => {
-  it('does bias-corrected Adam steps with decoupled weight decay', () => {
+  it('does bias-corrected Adam steps with decoupled weight decay', async () => {
     const p = Float32Array.of(1, -2);
     const opt = new AdamW([p], { weightDecay: 0.1 });
     opt.step([Float64Array.of(0.5, 0)], 0.01);
@@ -534,7 +539,7 @@ describe('AdamW, schedule and clipping', () => {
     assert.throws(() => opt.step([], 0.01), hasCode('VALIDATION_FAILED'));
   });
 
-  it('warms up linearly and decays by a cosine to the floor', () => {
+  it('warms up linearly and decays by a cosine to the floor', async () => {
     const s = { learningRate: 1e-3, warmupSteps: 10, totalSteps: 110, minLearningRate: 1e-4 };
     assert.ok(Math.abs(learningRateAt(0, s) - 1e-4) < 1e-15);
     assert.ok(Math.abs(learningRateAt(9, s) - 1e-3) < 1e-15);
@@ -546,16 +551,16 @@ describe('AdamW, schedule and clipping', () => {
     const model = tinyModel();
     const adapter = LoraAdapter.create(TINY, ALL, 1);
     assert.throws(
-      () => new LoraTrainer(model, adapter, { learningRate: 0, totalSteps: 10 }),
+      () => new Trainer(model, adapter, { learningRate: 0, totalSteps: 10 }),
       hasCode('VALIDATION_FAILED', /learningRate 0/),
     );
     assert.throws(
-      () => new LoraTrainer(model, adapter, { learningRate: 1e-3, totalSteps: 0 }),
+      () => new Trainer(model, adapter, { learningRate: 1e-3, totalSteps: 0 }),
       hasCode('VALIDATION_FAILED', /totalSteps 0/),
     );
   });
 
-  it('clips the global norm', () => {
+  it('clips the global norm', async () => {
     const grads = [Float64Array.of(3), Float64Array.of(0, 4)];
     assert.equal(clipGradNorm(grads, 10), 5);
     assert.deepEqual([...grads[1]!], [0, 4]);
@@ -563,11 +568,11 @@ describe('AdamW, schedule and clipping', () => {
     assert.ok(Math.abs(grads[0]![0]! - 0.6) < 1e-15 && Math.abs(grads[1]![1]! - 0.8) < 1e-15);
   });
 
-  it('trains deterministically for a seed (dropout, shuffling, accumulation)', () => {
+  it('trains deterministically for a seed (dropout, shuffling, accumulation)', async () => {
     const model = tinyModel();
     const examples: TrainExample[] = SEQUENCES.map((tokens) => ({ tokens }));
-    const run = (seed: number) =>
-      trainLora(model, examples, {
+    const run = async (seed: number) =>
+      await trainLora(model, examples, {
         lora: ALL,
         steps: 4,
         batchSize: 1,
@@ -576,9 +581,9 @@ describe('AdamW, schedule and clipping', () => {
         warmupSteps: 1,
         seed,
       });
-    const a = run(3);
-    const b = run(3);
-    const c = run(4);
+    const a = await run(3);
+    const b = await run(3);
+    const c = await run(4);
     assert.deepEqual(a.history, b.history);
     a.adapter.parameters().forEach((p, i) => {
       assert.deepEqual(p.value, b.adapter.parameters()[i]!.value);
@@ -644,12 +649,20 @@ describe('GGUF LoRA files', () => {
     const adapter = randomAdapter({ ...ALL, targets: ['attn_q'] });
     const good = path.join(dir, 'q.gguf');
     await saveLoraGguf(good, adapter);
+    const smaller: LlamaConfig = { ...TINY, dim: 16, headDim: 4, ropeDim: 4 };
     await assert.rejects(
-      loadLoraGguf(good, { modelConfig: { ...TINY, dim: 16, headDim: 4, ropeDim: 4 } }),
+      loadLoraGguf(good, { modelConfig: smaller }),
       hasCode('VALIDATION_FAILED', /the model's is/),
     );
+    // qwen2 adapters have llama's targets; GPT-2's do not; other architectures are refused
     const qwen = path.join(dir, 'qwen.gguf');
     await saveLoraGguf(qwen, adapter, { architecture: 'qwen2' });
-    await assert.rejects(loadLoraGguf(qwen), hasCode('GGUF_UNSUPPORTED', /qwen2/));
+    assert.equal((await loadLoraGguf(qwen)).layers[1]!.attn_q!.outDim, 32);
+    const gpt2 = path.join(dir, 'gpt2.gguf');
+    await saveLoraGguf(gpt2, adapter, { architecture: 'gpt2' });
+    await assert.rejects(loadLoraGguf(gpt2), hasCode('GGUF_UNSUPPORTED', /not a LoRA of a gpt2/));
+    const falcon = path.join(dir, 'falcon.gguf');
+    await saveLoraGguf(falcon, adapter, { architecture: 'falcon' });
+    await assert.rejects(loadLoraGguf(falcon), hasCode('GGUF_UNSUPPORTED', /falcon/));
   });
 });

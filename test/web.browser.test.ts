@@ -108,7 +108,7 @@ test(
           await waitUntil(`path ${route}`, async () => pathname() === route);
           await waitForText(byId('page-title'), title);
           assert.equal(await byId(`nav-${id}`).getAttribute('aria-current'), 'page');
-          // Datanets and the Model Factory have shipped (test/web.datanets.browser.test.ts,
+          // Datanets, the Model Factory and Models have shipped (test/web.datanets.browser.test.ts,
           // test/web.factory.browser.test.ts); the rest are placeholders.
           if (id === 'datanets') {
             await byId('datanets-card').waitFor();
@@ -116,6 +116,10 @@ test(
           }
           if (id === 'factory') {
             await byId('page-factory').locator('[data-testid="signin-required"]').waitFor();
+            continue;
+          }
+          if (id === 'models') {
+            await byId('models-empty').waitFor();
             continue;
           }
           assert.match(await textOf(byId('not-available')), /Not available on this node yet/);

@@ -13,8 +13,13 @@ import { createMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.ts';
 import { datanetRoutes } from './routes/datanets.ts';
 import { factoryRoutes } from './routes/factory.ts';
+import { factoryEvalRoutes } from './routes/factory-eval.ts';
+import { factoryExportRoutes } from './routes/factory-exports.ts';
+import { factorySketchRoutes } from './routes/factory-sketches.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { keyRoutes } from './routes/keys.ts';
+import { modelRoutes } from './routes/models.ts';
+import { openAiRoutes } from './routes/openai.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tokenRoutes } from './routes/token.ts';
 
@@ -93,6 +98,11 @@ export async function buildServer(
   datanetRoutes(app, ctx);
   jobRoutes(app, ctx);
   factoryRoutes(app, ctx);
+  modelRoutes(app, ctx);
+  factoryExportRoutes(app, ctx);
+  factoryEvalRoutes(app, ctx);
+  openAiRoutes(app, ctx);
+  factorySketchRoutes(app, ctx);
 
   const webDir = options.webDir;
   const hasWeb = webDir !== undefined && existsSync(path.join(webDir, 'index.html'));

@@ -17,6 +17,8 @@ import {
   DatanetRegistryBytecode,
   DevFaucetAbi,
   DevFaucetBytecode,
+  ModelRegistryAbi,
+  ModelRegistryBytecode,
   OpenTokenAbi,
   OpenTokenBytecode,
 } from './generated/contracts.ts';
@@ -26,6 +28,11 @@ import { LOCAL_CHAIN_ID } from './local.ts';
 export const OPEN_TOTAL_SUPPLY = parseUnits('1000000000', 18);
 /** What the local faucet holds and hands out. */
 export const FAUCET_FUNDING = { open: parseUnits('10000000', 18), eth: parseEther('1000') };
+/**
+ * The protocol's share of every paid call, in basis points, taken before a model's own split
+ * (ModelRegistry's immutable `platformFeeBps`).
+ */
+export const PLATFORM_FEE_BPS = 500;
 export const FAUCET_DRIP = {
   open: parseUnits('1000', 18),
   eth: parseEther('1'),
@@ -34,7 +41,12 @@ export const FAUCET_DRIP = {
 
 export interface Deployment {
   chainId: number;
-  contracts: { OpenToken: Address; DatanetRegistry: Address; DevFaucet?: Address };
+  contracts: {
+    OpenToken: Address;
+    DatanetRegistry: Address;
+    ModelRegistry: Address;
+    DevFaucet?: Address;
+  };
   deployer: Address;
   treasury: Address;
   transactions: Record<string, Hash>;
@@ -50,11 +62,11 @@ export interface DeployOptions {
 }
 
 /** Contracts every deployment has; a record without one of them was written by an older version. */
-const REQUIRED_CONTRACTS = ['OpenToken', 'DatanetRegistry'] as const;
+const REQUIRED_CONTRACTS = ['OpenToken', 'DatanetRegistry', 'ModelRegistry'] as const;
 
 /**
- * Deploys the contract suite: the OPEN token (supply to the treasury), the datanet registry and,
- * on the local chain only, a faucet funded with OPEN and ETH. Each step waits for its receipt, as
+ * Deploys the contract suite: the OPEN token (supply to the treasury), the datanet registry, the
+ * model registry (which checks datanet versions against it) and, on the local chain only, a faucet funded with OPEN and ETH. Each step waits for its receipt, as
  * it must on a real chain, and a reverted step fails the whole deployment with the step named.
  */
 export async function deployContracts(
@@ -96,11 +108,19 @@ export async function deployContracts(
   const registry = await step('deploy DatanetRegistry', () =>
     wallet.deployContract({ abi: DatanetRegistryAbi, bytecode: DatanetRegistryBytecode }),
   );
+  const models = await step('deploy ModelRegistry', () =>
+    wallet.deployContract({
+      abi: ModelRegistryAbi,
+      bytecode: ModelRegistryBytecode,
+      args: [getAddress(registry.contractAddress!), PLATFORM_FEE_BPS],
+    }),
+  );
   const contracts: Deployment['contracts'] = {
     OpenToken: getAddress(token.contractAddress!),
     DatanetRegistry: getAddress(registry.contractAddress!),
+    ModelRegistry: getAddress(models.contractAddress!),
   };
-  let lastBlock = registry.blockNumber;
+  let lastBlock = models.blockNumber;
 
   if (local) {
     const faucet = await step('deploy DevFaucet', () =>

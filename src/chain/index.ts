@@ -12,6 +12,7 @@ export {
   FAUCET_DRIP,
   FAUCET_FUNDING,
   OPEN_TOTAL_SUPPLY,
+  PLATFORM_FEE_BPS,
   deployContracts,
   deploymentFile,
   ensureDeployment,
@@ -22,5 +23,10 @@ export {
 export type { Deployment } from './deploy.ts';
 export { LOCAL_CHAIN_ID, anvilBinaryPath, startLocalChain } from './local.ts';
 export type { LocalChain } from './local.ts';
-export { DatanetRegistryAbi, DevFaucetAbi, OpenTokenAbi } from './generated/contracts.ts';
+export {
+  DatanetRegistryAbi,
+  DevFaucetAbi,
+  ModelRegistryAbi,
+  OpenTokenAbi,
+} from './generated/contracts.ts';
 export { Relayer } from './relayer.ts';

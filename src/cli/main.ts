@@ -25,7 +25,11 @@ import {
   datanetVersions,
 } from './commands/datanet.ts';
 import { deploy } from './commands/deploy.ts';
+import { registerExportCommand } from './commands/export.ts';
+import { registerJobsCommands } from './commands/jobs.ts';
 import { keysCreate, keysList, keysRevoke } from './commands/keys.ts';
+import { registerModelsCommand } from './commands/models.ts';
+import { publish } from './commands/publish.ts';
 import { status } from './commands/status.ts';
 import { train } from './commands/train.ts';
 import { up } from './commands/up.ts';
@@ -280,7 +284,10 @@ signerOptions(
       'train a LoRA adapter on datanet versions (model factory) and follow it; Ctrl-C stops following, not the job',
     ),
 )
-  .requiredOption('--base <gguf>', 'the base model: a GGUF file on the node')
+  .option(
+    '--base <model>',
+    'a base model of the node, by name (`openledger models list`; default: the built-in openledger-base-1m)',
+  )
   .requiredOption(
     '--datanet <id@version>',
     'a datanet version to train on (repeatable; @latest or no version: the latest)',
@@ -293,6 +300,27 @@ signerOptions(
   .option('--batch-size <n>', 'examples per step (default 8)')
   .option('--seed <n>', 'seed of the adapter, data order and dropout (default 0)')
   .action((options) => train(options, out));
+registerExportCommand(program, out, signerOptions);
+registerModelsCommand(program, out);
+registerJobsCommands(program, out, signerOptions);
+
+signerOptions(
+  program
+    .command('publish')
+    .description(
+      "register a succeeded training job's adapter on-chain as a model (an ERC-721 Model ID) and list it for serving",
+    )
+    .argument('<jobId>', 'the training job (yours, succeeded)'),
+)
+  .requiredOption('--price-in <open>', 'OPEN per 1,000 input tokens, e.g. 0.01')
+  .requiredOption('--price-out <open>', 'OPEN per 1,000 output tokens, e.g. 0.02')
+  .option(
+    '--split <shares>',
+    'revenue split after the platform fee, in basis points or %: owner=6000,stakers=1000,contributors=3000 (the default)',
+  )
+  .option('--name <name>', 'a name (default "<base model> LoRA <job id prefix>")')
+  .option('--description <text>', 'what the model is for')
+  .action((jobId: string, options) => publish({ ...options, jobId }, out));
 
 /** `--json` on every command, documented in each command's help. */
 function addJsonOption(command: Command): void {

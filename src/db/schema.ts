@@ -277,3 +277,94 @@ export const jobEvents = pgTable(
   },
   (t) => [index('job_events_job_idx').on(t.jobId, t.id)],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Published models. The ModelRegistry (ERC-721, token id = Model ID) is the authority on the
+// record, its holder, prices, split and whether it is active; this table mirrors each model with
+// what the node needs to serve it (the adapter blob, the base model by name) and the transaction
+// that registered it.
+
+/** Shares in basis points of what is left after the protocol's platform fee (sum 10,000). */
+export interface ModelSplit {
+  owner: number;
+  stakers: number;
+  contributors: number;
+}
+
+export const models = pgTable(
+  'models',
+  {
+    /** The Model ID: the ERC-721 token id in the ModelRegistry. */
+    id: integer('id').primaryKey(),
+    /** The wallet that published it (the token may change hands; the chain knows its holder). */
+    owner: text('owner').notNull(),
+    /** The training job whose adapter this is; a job is published once. */
+    jobId: uuid('job_id')
+      .notNull()
+      .unique()
+      .references(() => jobs.id),
+    name: text('name').notNull(),
+    description: text('description').notNull(),
+    /** The base model by its catalogue name, and the sha256 of its GGUF file (on-chain). */
+    baseModelName: text('base_model_name').notNull(),
+    baseModelSha256: text('base_model_sha256').notNull(),
+    /** Blob id of the adapter (GGUF LoRA): the sha256 of its bytes, registered on-chain. */
+    adapterBlobId: text('adapter_blob_id').notNull().unique(),
+    /** sha256 of the training manifest (on-chain) and the blob holding it. */
+    manifestHash: text('manifest_hash').notNull(),
+    manifestBlobId: text('manifest_blob_id').notNull(),
+    /** sha256 of the canonical metadata JSON (on-chain), also its blob id. */
+    metadataHash: text('metadata_hash').notNull(),
+    datanets: jsonb('datanets').$type<{ id: number; version: number }[]>().notNull(),
+    /** OPEN wei per 1,000 tokens, as decimal strings (they exceed 2^53). */
+    pricePer1kInput: text('price_per_1k_input').notNull(),
+    pricePer1kOutput: text('price_per_1k_output').notNull(),
+    split: jsonb('split').$type<ModelSplit>().notNull(),
+    active: boolean('active').notNull().default(true),
+    txHash: text('tx_hash').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('models_owner_idx').on(t.owner), index('models_base_idx').on(t.baseModelName)],
+);
+
+// ---------------------------------------------------------------------------------------------
+// Inference usage (OpenLoRA serving). One row per generation or embedding call, written before
+// the response completes; its id is the inference receipt's id. The fee and settlement columns
+// stay null until payments (the escrow) and attribution fill them.
+
+export type InferenceStatus = 'completed' | 'cancelled' | 'failed';
+
+export const inferenceUsage = pgTable(
+  'inference_usage',
+  {
+    /** The receipt id, returned to the caller (header `x-openledger-receipt-id`). */
+    id: uuid('id').primaryKey(),
+    /** The caller's wallet (lower-cased) and the API key or session it used. */
+    caller: text('caller').notNull(),
+    credentialId: text('credential_id').notNull(),
+    /** 'chat.completions', 'completions' or 'embeddings'. */
+    endpoint: text('endpoint').notNull(),
+    /** `model` as the caller wrote it. */
+    model: text('model').notNull(),
+    baseModel: text('base_model').notNull(),
+    /** The adapters that served the call: sha256 and weight, in the order applied. */
+    adapters: jsonb('adapters').$type<{ id: string; weight: number }[]>().notNull(),
+    /** The published Model ID when `model` named one (`model:<id>`). */
+    publishedModelId: integer('published_model_id'),
+    promptTokens: integer('prompt_tokens').notNull(),
+    completionTokens: integer('completion_tokens').notNull(),
+    latencyMs: doublePrecision('latency_ms').notNull(),
+    status: text('status').$type<InferenceStatus>().notNull(),
+    /** The canonical receipt (RFC 8785 JSON) and its sha256. */
+    receipt: jsonb('receipt').notNull(),
+    receiptHash: text('receipt_hash').notNull(),
+    /** OPEN wei charged (decimal string) and the settling transaction: set by payments. */
+    feeWei: text('fee_wei'),
+    settlementTx: text('settlement_tx'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('inference_usage_caller_idx').on(t.caller, t.createdAt),
+    index('inference_usage_created_idx').on(t.createdAt),
+  ],
+);

@@ -1,10 +1,11 @@
 /**
- * Training checkpoints: the step, the adapter's A and B, and AdamW's moments, in one buffer:
+ * Training checkpoints: the step, what is trained (the adapter's A and B) and AdamW's moments,
+ * in one buffer:
  *
  *     u32 LE header length | header JSON | padding to 4 | f32 LE values (param, m, v per parameter)
  */
 import { OpenLedgerError } from '../errors.ts';
-import type { LoraTrainer } from '../engine/index.ts';
+import type { Trainer } from '../engine/index.ts';
 
 const FORMAT = 'openledger.lora-checkpoint';
 
@@ -17,8 +18,8 @@ interface Header {
   sizes: number[];
 }
 
-export function encodeCheckpoint(trainer: LoraTrainer): Uint8Array {
-  const params = trainer.adapter.parameters();
+export function encodeCheckpoint(trainer: Trainer): Uint8Array {
+  const params = trainer.network.parameters();
   const header: Header = {
     format: FORMAT,
     formatVersion: 1,
@@ -45,7 +46,7 @@ export function encodeCheckpoint(trainer: LoraTrainer): Uint8Array {
 }
 
 /** Restores a checkpoint into a trainer built with the same adapter shape; answers the step. */
-export function restoreCheckpoint(trainer: LoraTrainer, input: Uint8Array): number {
+export function restoreCheckpoint(trainer: Trainer, input: Uint8Array): number {
   const bad = (why: string): never => {
     throw new OpenLedgerError('VALIDATION_FAILED', `The training checkpoint is unusable: ${why}.`);
   };
@@ -59,7 +60,7 @@ export function restoreCheckpoint(trainer: LoraTrainer, input: Uint8Array): numb
     return bad('its header is not JSON');
   }
   if (header.format !== FORMAT || header.formatVersion !== 1) bad('unknown format');
-  const params = trainer.adapter.parameters();
+  const params = trainer.network.parameters();
   if (
     header.names.length !== params.length ||
     params.some((p, i) => p.name !== header.names[i] || p.value.length !== header.sizes[i])

@@ -118,6 +118,19 @@ export interface TrainingManifest {
   /** Per contributor: rows trained on and their loss tokens (each row counted once). */
   contributors: Record<string, { rows: number; tokens: number }>;
   totals: { rows: number; trainRows: number; evalRows: number; tokens: number };
+  /**
+   * The blob of per-row gradient sketches (factory/sketches.ts) and its shape, so the manifest
+   * hash on-chain also fixes the sketches the influence channel scores against.
+   */
+  gradientSketches?: {
+    sha256: string;
+    bytes: number;
+    count: number;
+    dims: number;
+    k: number;
+    grouping: 'block' | 'tensor';
+    seed: number;
+  };
 }
 
 export function contributorTotals(rows: readonly ManifestRow[]): TrainingManifest['contributors'] {

@@ -15,6 +15,7 @@ export {
 } from './templates.ts';
 export {
   DEFAULT_MAX_TOKENS,
+  normalizeHyperparameters,
   normalizeTrainParams,
   type DatanetRef,
   type Hyperparameters,
@@ -43,3 +44,39 @@ export {
 export { loadTokenizer } from './tokenizers.ts';
 export { ModelCatalog } from './models.ts';
 export type { CatalogModel } from './models.ts';
+export {
+  activationBytes,
+  estimateTraining,
+  measureThroughput,
+  modelShape,
+  trainableParameters,
+  type ModelHeader,
+  type TrainingEstimate,
+} from './estimate.ts';
+export {
+  MICRO_BATCH_OVERHEAD_POSITIONS,
+  batchPositions,
+  packExamples,
+  planMicroBatches,
+  targetsPerMember,
+  type MicroBatch,
+} from './packing.ts';
+export {
+  DEFAULT_SAMPLES,
+  DEFAULT_SAMPLE_TOKENS,
+  MAX_CUSTOM_PROMPTS,
+  MAX_SAMPLE_TOKENS,
+  evaluateAdapter,
+  heldOutRows,
+  promptSplit,
+  type EvalPrompt,
+  type EvalSample,
+  type Evaluation,
+} from './eval.ts';
+export {
+  EVAL_JOB_KIND,
+  normalizeEvalParams,
+  succeededTrainingJob,
+  type EvalJobResult,
+  type EvalParams,
+} from './eval-job.ts';

@@ -2,6 +2,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { OpenLedgerError } from '../errors.ts';
 import { ggufNumber, ggufString, readGguf } from '../engine/index.ts';
+import { BUILTIN_MODELS_DIR, BUILTIN_MODEL_NAME } from './builtin/paths.ts';
 
 export interface CatalogModel {
   /** The file name without `.gguf`: what callers name the model by. */
@@ -12,11 +13,13 @@ export interface CatalogModel {
   contextLength: number | undefined;
   /** `general.name` from the file, when it has one. */
   title: string | undefined;
+  /** The built-in base model that npm install trains (the default base). */
+  builtin: boolean;
 }
 
 /**
- * The base models this node offers: the `.gguf` files in its model folders (`<data-dir>/models`
- * and `OPENLEDGER_MODELS_DIR`). Callers name a model; they never hand the node a path of their
+ * The base models this node offers: the `.gguf` files in its model folders (`<data-dir>/models`,
+ * `OPENLEDGER_MODELS_DIR` and the package's built-in model folder; the first folder wins a name). Callers name a model; they never hand the node a path of their
  * own, so an API caller cannot make the node read arbitrary files.
  */
 export class ModelCatalog {
@@ -43,6 +46,7 @@ export class ModelCatalog {
           contextLength:
             ggufNumber(header.metadata, `${architecture}.context_length`, Number.NaN) || undefined,
           title: ggufString(header.metadata, 'general.name', '') || undefined,
+          builtin: name === BUILTIN_MODEL_NAME && folder === BUILTIN_MODELS_DIR,
         });
       }
     }

@@ -2,6 +2,7 @@
 import { LORA_TARGETS, type LoraTarget } from '../engine/index.ts';
 import { OpenLedgerError } from '../errors.ts';
 import { TEMPLATES, isTemplateName, type TemplateName } from './templates.ts';
+import { BUILTIN_MODEL_NAME } from './builtin/paths.ts';
 
 export interface Hyperparameters {
   rank: number;
@@ -19,6 +20,12 @@ export interface Hyperparameters {
   checkpointEvery: number;
   /** Share of rows held out for evaluation, in percent, chosen by row hash (default 10). */
   evalPercent: number;
+  /**
+   * Length-grouped micro-batches (default true): each step's examples are split into
+   * micro-batches of similar length so that little compute goes to padding; the step's gradient
+   * is the same (see packing.ts for what packing means here and why it is not concatenation).
+   */
+  packing: boolean;
 }
 
 export interface DatanetRef {
@@ -70,14 +77,22 @@ function real(
   return v;
 }
 
+function boolean(name: string, value: unknown, fallback: boolean): boolean {
+  const v = value ?? fallback;
+  if (typeof v !== 'boolean')
+    invalid(`hyperparameters.${name} is ${JSON.stringify(v)}; it must be true or false`);
+  return v;
+}
+
 /**
  * Fills in defaults and checks a training job's parameters; throws VALIDATION_FAILED naming the
  * first bad field. Idempotent: normalised parameters normalise to themselves.
  */
 export function normalizeTrainParams(input: TrainParamsInput): TrainParams {
-  if (typeof input.baseModel !== 'string' || input.baseModel.length === 0)
+  const baseModel = input.baseModel ?? BUILTIN_MODEL_NAME;
+  if (typeof baseModel !== 'string' || baseModel.length === 0)
     invalid(
-      "baseModel is required: the name of one of the node's base models (GET /api/factory/models).",
+      "baseModel must be the name of one of the node's base models (GET /api/factory/models); leave it out for the built-in one.",
     );
   if (!Array.isArray(input.datanets) || input.datanets.length === 0)
     invalid('datanets is required: at least one { id, version } to train on.');
@@ -103,8 +118,21 @@ export function normalizeTrainParams(input: TrainParamsInput): TrainParams {
       `template ${JSON.stringify(template)} is unknown.`,
       `choose among ${TEMPLATES.join(', ')}`,
     );
-  const h = input.hyperparameters ?? {};
-  if (typeof h !== 'object' || Array.isArray(h)) invalid('hyperparameters must be an object.');
+  const hyperparameters = normalizeHyperparameters(input.hyperparameters ?? {});
+  return {
+    baseModel: baseModel as string,
+    datanets,
+    template,
+    hyperparameters,
+  };
+}
+
+/** Fills in the defaults of the hyperparameters and checks them (VALIDATION_FAILED). */
+export function normalizeHyperparameters(
+  h: Partial<Record<keyof Hyperparameters, unknown>>,
+): Hyperparameters {
+  if (typeof h !== 'object' || h === null || Array.isArray(h))
+    invalid('hyperparameters must be an object.');
   const rank = integer('rank', h.rank, 8, 1, 256);
   const steps = integer('steps', h.steps, 100, 1, MAX_STEPS);
   const targets = h.targets ?? ['attn_q', 'attn_v'];
@@ -119,34 +147,30 @@ export function normalizeTrainParams(input: TrainParamsInput): TrainParams {
       `choose among ${LORA_TARGETS.join(', ')}`,
     );
   return {
-    baseModel: input.baseModel as string,
-    datanets,
-    template,
-    hyperparameters: {
-      rank,
-      alpha: real('alpha', h.alpha, 2 * rank, (v) => v > 0, 'a positive number'),
-      dropout: real('dropout', h.dropout, 0.05, (v) => v >= 0 && v < 1, 'in [0, 1)'),
-      targets: LORA_TARGETS.filter((t) => (targets as unknown[]).includes(t)),
-      learningRate: real('learningRate', h.learningRate, 1e-3, (v) => v > 0 && v <= 1, 'in (0, 1]'),
-      steps,
-      batchSize: integer('batchSize', h.batchSize, 8, 1, 512),
-      warmupSteps: integer(
-        'warmupSteps',
-        h.warmupSteps,
-        Math.min(10, Math.floor(steps / 10)),
-        0,
-        steps - 1,
-      ),
-      seed: integer('seed', h.seed, 0, 0, 2 ** 31 - 1),
-      maxTokens: integer('maxTokens', h.maxTokens, DEFAULT_MAX_TOKENS, 2, 32_768),
-      checkpointEvery: integer(
-        'checkpointEvery',
-        h.checkpointEvery,
-        Math.max(1, Math.ceil(steps / 10)),
-        1,
-        MAX_STEPS,
-      ),
-      evalPercent: integer('evalPercent', h.evalPercent, 10, 0, 50),
-    },
+    rank,
+    alpha: real('alpha', h.alpha, 2 * rank, (v) => v > 0, 'a positive number'),
+    dropout: real('dropout', h.dropout, 0.05, (v) => v >= 0 && v < 1, 'in [0, 1)'),
+    targets: LORA_TARGETS.filter((t) => (targets as unknown[]).includes(t)),
+    learningRate: real('learningRate', h.learningRate, 1e-3, (v) => v > 0 && v <= 1, 'in (0, 1]'),
+    steps,
+    batchSize: integer('batchSize', h.batchSize, 8, 1, 512),
+    warmupSteps: integer(
+      'warmupSteps',
+      h.warmupSteps,
+      Math.min(10, Math.floor(steps / 10)),
+      0,
+      steps - 1,
+    ),
+    seed: integer('seed', h.seed, 0, 0, 2 ** 31 - 1),
+    maxTokens: integer('maxTokens', h.maxTokens, DEFAULT_MAX_TOKENS, 2, 32_768),
+    checkpointEvery: integer(
+      'checkpointEvery',
+      h.checkpointEvery,
+      Math.max(1, Math.ceil(steps / 10)),
+      1,
+      MAX_STEPS,
+    ),
+    evalPercent: integer('evalPercent', h.evalPercent, 10, 0, 50),
+    packing: boolean('packing', h.packing, true),
   };
 }

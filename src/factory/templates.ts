@@ -14,10 +14,13 @@
  * Llama), every segment starts with "▁", which is what `[/INST] answer` tokenises to anyway.
  *
  * Special-token strings that the vocabulary lacks (`<|im_start|>` in a Llama vocabulary, say)
- * are tokenised as ordinary text: the model learns them as a short run of pieces. `<s>` and `</s>`
- * are never text: they are the vocabulary's BOS and EOS ids.
+ * are tokenised as ordinary text: the model learns them as a short run of pieces. Where a
+ * byte-level BPE vocabulary has them (Qwen2's `<|im_start|>`, `<|im_end|>`), chatml's text is
+ * tokenised with special tokens recognised, as llama.cpp tokenises a rendered chat template. `<s>`
+ * and `</s>` are never text: they are the vocabulary's BOS and EOS ids; a vocabulary without a
+ * BOS (GPT-2 style BPE may have none) gets none.
  */
-import type { SentencePieceTokenizer } from '../engine/index.ts';
+import type { BpeEncodeOptions, DecodeOptions, Tokenizer } from '../engine/index.ts';
 import { OpenLedgerError } from '../errors.ts';
 
 export const TEMPLATES = ['llama2', 'chatml', 'plain'] as const;
@@ -51,6 +54,9 @@ export interface PreviewPiece {
 }
 
 type Segment = { text: string; trained: boolean } | { id: number; trained: boolean };
+
+/** What templates need of a tokenizer (SentencePiece and byte-level BPE both have it). */
+export type TemplateTokenizer = Tokenizer & { piece(id: number): string };
 
 export function isTemplateName(value: string): value is TemplateName {
   return (TEMPLATES as readonly string[]).includes(value);
@@ -131,16 +137,21 @@ function segmentsOf(template: TemplateName, row: TemplateRow, bos: number, eos: 
 export function renderExample(
   template: TemplateName,
   row: TemplateRow,
-  tokenizer: SentencePieceTokenizer,
+  tokenizer: Tokenizer,
   maxTokens: number,
 ): RenderedExample {
   const tokens: number[] = [];
   const mask: number[] = [];
+  // parseSpecial is read by the BPE tokenizer only (SentencePiece vocabularies here have no
+  // special tokens written as text).
+  const encodeOptions: BpeEncodeOptions = {
+    addBos: false,
+    addEos: false,
+    parseSpecial: template === 'chatml',
+  };
   for (const segment of segmentsOf(template, row, tokenizer.bosId, tokenizer.eosId)) {
-    const ids =
-      'id' in segment
-        ? [segment.id]
-        : tokenizer.encode(segment.text, { addBos: false, addEos: false });
+    if ('id' in segment && segment.id < 0) continue; // the vocabulary has no such token
+    const ids = 'id' in segment ? [segment.id] : tokenizer.encode(segment.text, encodeOptions);
     for (const id of ids) {
       tokens.push(id);
       mask.push(segment.trained ? 1 : 0);
@@ -160,10 +171,11 @@ export function renderExample(
 export function previewTemplate(
   template: TemplateName,
   row: TemplateRow,
-  tokenizer: SentencePieceTokenizer,
+  tokenizer: TemplateTokenizer,
   maxTokens: number,
 ): { pieces: PreviewPiece[]; trainedTokens: number; truncated: boolean; text: string } {
   const rendered = renderExample(template, row, tokenizer, maxTokens);
+  const decodeOptions: DecodeOptions = { special: true, stripLeadingSpace: false };
   return {
     pieces: rendered.tokens.map((id, i) => ({
       id,
@@ -172,6 +184,6 @@ export function previewTemplate(
     })),
     trainedTokens: rendered.trainedTokens,
     truncated: rendered.truncated,
-    text: tokenizer.decode(rendered.tokens, { special: true, stripLeadingSpace: false }),
+    text: tokenizer.decode(rendered.tokens, decodeOptions),
   };
 }

@@ -9,22 +9,29 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  GPT2_LORA_TARGETS,
   LoraAdapter,
-  LoraTrainer,
+  Trainer,
+  createMatmulBackend,
   Prng,
   encodeGguf,
   ggufString,
-  loadLlamaGguf,
+  loadModelGguf,
   loraGgufInput,
-  makeTrainBatch,
   readGguf,
+  type AnyLoraTarget,
+  type GgufModel,
+  type LoraTarget,
   type TrainBatch,
   type TrainExample,
 } from '../engine/index.ts';
 import { OpenLedgerError } from '../errors.ts';
 import { encodeCheckpoint, restoreCheckpoint } from './checkpoint.ts';
 import { heldOut, type DatasetRow, type ManifestRow } from './dataset.ts';
+import { evaluateAdapter, heldOutRows, type Evaluation } from './eval.ts';
+import { packExamples } from './packing.ts';
 import type { TrainParams } from './params.ts';
+import { sketchTrainingSet } from './sketches.ts';
 import { renderExample } from './templates.ts';
 
 export interface TrainInput {
@@ -52,6 +59,8 @@ export type TrainMessage =
       resumedFrom: number;
     }
   | { type: 'progress'; progress: TrainProgress }
+  /** The run stopped before `step` because it was asked to (see runTraining). */
+  | { type: 'stopped'; step: number }
   | { type: 'checkpoint'; step: number; bytes: Uint8Array }
   | {
       type: 'done';
@@ -61,6 +70,9 @@ export type TrainMessage =
       baseEvalLoss: number | null;
       tokensSeen: number;
       seconds: number;
+      evaluation?: Evaluation;
+      /** The gradient sketch blob (sketches.ts) and the seconds it took. */
+      sketches?: { bytes: Uint8Array; seconds: number };
     }
   | { type: 'error'; code: string; message: string; hint?: string };
 
@@ -70,14 +82,37 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Evaluation batches, grouped by length (losses are sums: exact however grouped). */
 function batches(examples: readonly TrainExample[], size: number, padToken: number): TrainBatch[] {
-  const out: TrainBatch[] = [];
-  for (let i = 0; i < examples.length; i += size)
-    out.push(makeTrainBatch(examples.slice(i, i + size), { padToken }));
-  return out;
+  return packExamples(examples, { packing: true, maxBatch: size, padToken }).map((m) => m.batch);
 }
 
-export async function runTraining(input: TrainInput, post: (message: TrainMessage) => void) {
+/**
+ * The job's LoRA targets on this architecture. GPT-2 keeps q, k and v in one matrix, so any of
+ * attn_q, attn_k, attn_v adapts attn_qkv (as PEFT's `c_attn`); it has no ffn_gate.
+ */
+export function targetsFor(arch: GgufModel['arch'], targets: readonly LoraTarget[]) {
+  if (arch !== 'gpt2') return [...targets];
+  if (targets.includes('ffn_gate'))
+    throw new OpenLedgerError('VALIDATION_FAILED', 'GPT-2 has no ffn_gate to adapt.', {
+      hint: 'on GPT-2 choose among attn_q/attn_k/attn_v (one fused attn_qkv), attn_output, ffn_up, ffn_down',
+    });
+  const fused = (t: LoraTarget): AnyLoraTarget =>
+    t === 'attn_q' || t === 'attn_k' || t === 'attn_v' ? 'attn_qkv' : t;
+  const chosen = new Set(targets.map(fused));
+  return GPT2_LORA_TARGETS.filter((t) => chosen.has(t));
+}
+
+/**
+ * Runs the job's training. `shouldStop` is polled before each step (the worker sets it when the
+ * job is cancelled): the run then closes its matmul backend and posts 'stopped', because
+ * terminating a worker inside a native onnxruntime call aborts the whole process.
+ */
+export async function runTraining(
+  input: TrainInput,
+  post: (message: TrainMessage) => void,
+  shouldStop: () => boolean = () => false,
+) {
   const { params, rows } = input;
   const h = params.hyperparameters;
   const started = performance.now();
@@ -88,7 +123,7 @@ export async function runTraining(input: TrainInput, post: (message: TrainMessag
       `There is no base model file ${params.baseModel}.`,
     );
   const gguf = await readGguf(params.baseModel);
-  const model = await loadLlamaGguf(gguf);
+  const model = await loadModelGguf(gguf); // llama (Mistral), qwen2 or gpt2, with its tokenizer
   const tokenizer = model.tokenizer;
   if (!tokenizer)
     throw new OpenLedgerError('GGUF_UNSUPPORTED', `${params.baseModel} has no tokenizer.`);
@@ -96,14 +131,14 @@ export async function runTraining(input: TrainInput, post: (message: TrainMessag
 
   // Render every row; the split is by row hash.
   const evalHashes = heldOut(rows, h.evalPercent);
-  const train: { example: TrainExample; contributor: string }[] = [];
+  const train: { example: TrainExample; contributor: string; index: number }[] = [];
   const evaluation: TrainExample[] = [];
-  const manifestRows: ManifestRow[] = rows.map((row) => {
+  const manifestRows: ManifestRow[] = rows.map((row, index) => {
     const rendered = renderExample(params.template, row, tokenizer, maxTokens);
     const split = evalHashes.has(row.rowHash) ? 'eval' : 'train';
     const usable = rendered.tokens.length >= 2 && rendered.trainedTokens > 0;
     const example: TrainExample = { tokens: rendered.tokens, lossMask: rendered.mask };
-    if (usable && split === 'train') train.push({ example, contributor: row.contributor });
+    if (usable && split === 'train') train.push({ example, contributor: row.contributor, index });
     if (usable && split === 'eval') evaluation.push(example);
     return {
       datanetId: row.datanetId,
@@ -121,9 +156,13 @@ export async function runTraining(input: TrainInput, post: (message: TrainMessag
       'VALIDATION_FAILED',
       'No row leaves anything to train on with this template (no assistant turns or documents).',
     );
-  const lora = { rank: h.rank, alpha: h.alpha, dropout: h.dropout, targets: h.targets };
+  const targets = targetsFor(model.arch, h.targets);
+  const lora = { rank: h.rank, alpha: h.alpha, dropout: h.dropout, targets };
   const adapter = LoraAdapter.create(model.config, lora, h.seed);
-  const trainer = new LoraTrainer(model, adapter, {
+  // onnxruntime when it loads (the worker is this job's only heavy thread), else TypeScript
+  const backend = await createMatmulBackend();
+  const trainer = new Trainer(model, adapter, {
+    backend,
     learningRate: h.learningRate,
     totalSteps: h.steps,
     warmupSteps: h.warmupSteps,
@@ -142,7 +181,7 @@ export async function runTraining(input: TrainInput, post: (message: TrainMessag
     maxTokens,
     resumedFrom,
   });
-  const pad = tokenizer.eosId;
+  const pad = Math.max(0, tokenizer.eosId); // padding is masked: any id will do without an EOS
   const evalBatches = batches(evaluation, h.batchSize, pad);
 
   // The data order is a function of the seed and the step, so a resumed run continues it.
@@ -167,13 +206,20 @@ export async function runTraining(input: TrainInput, post: (message: TrainMessag
   let lastReport = 0;
   let tokensSeen = 0;
   for (let step = resumedFrom; step < h.steps; step++) {
+    // a macrotask turn, so that the worker sees a stop message even when every product is sync
+    await new Promise((resolve) => setImmediate(resolve));
+    if (shouldStop()) {
+      await backend.close();
+      post({ type: 'stopped', step });
+      return;
+    }
     const chosen = Array.from({ length: perBatch }, (_, j) => exampleAt(step * perBatch + j));
-    const batch = makeTrainBatch(
+    const microBatches = packExamples(
       chosen.map((c) => c.example),
-      { padToken: pad },
-    );
+      { packing: h.packing, padToken: pad },
+    ).map((m) => m.batch);
     for (const c of chosen) processed += c.example.tokens.length;
-    const result = trainer.trainStep([batch]);
+    const result = await trainer.trainStep(microBatches);
     tokensSeen += result.tokens;
     const done = step + 1;
     if (done % h.checkpointEvery === 0 && done < h.steps)
@@ -191,7 +237,7 @@ export async function runTraining(input: TrainInput, post: (message: TrainMessag
       const perStep = elapsed / (done - resumedFrom);
       const evalLoss =
         evalBatches.length > 0 && (done % evalEvery === 0 || done === h.steps)
-          ? trainer.evaluate(evalBatches)
+          ? await trainer.evaluate(evalBatches)
           : undefined;
       post({
         type: 'progress',
@@ -208,28 +254,52 @@ export async function runTraining(input: TrainInput, post: (message: TrainMessag
     }
   }
 
-  const trainLoss = trainer.evaluate(
+  const trainLoss = await trainer.evaluate(
     batches(
       train.map((t) => t.example),
       h.batchSize,
       pad,
     ),
   );
-  const evalLoss = evalBatches.length > 0 ? trainer.evaluate(evalBatches) : null;
-  const base = new LoraTrainer(model, LoraAdapter.create(model.config, lora, h.seed), {
+  const evalLoss = evalBatches.length > 0 ? await trainer.evaluate(evalBatches) : null;
+  const base = new Trainer(model, LoraAdapter.create(model.config, lora, h.seed), {
+    backend,
     learningRate: h.learningRate,
     totalSteps: h.steps,
   }); // B = 0: exactly the base model
-  const baseEvalLoss = evalBatches.length > 0 ? base.evaluate(evalBatches) : null;
+  const baseEvalLoss = evalBatches.length > 0 ? await base.evaluate(evalBatches) : null;
+  await backend.close();
   const adapterBytes = encodeGguf(
-    loraGgufInput(trainer.adapter, {
+    loraGgufInput(adapter, {
       baseModelName,
       name: 'openledger-lora',
+      architecture: model.arch, // llama.cpp refuses an adapter of another architecture
     }),
   );
+  const sketches = await sketchTrainingSet({
+    model,
+    adapter,
+    adapterBytes,
+    rows: train.map((t) => ({
+      index: t.index,
+      rowHash: rows[t.index]!.rowHash,
+      example: t.example,
+    })),
+    seed: h.seed,
+    step: h.steps,
+  });
+  const samples = evaluateAdapter({
+    model,
+    adapter,
+    template: params.template,
+    heldOut: heldOutRows(rows, evalHashes),
+    maxTokens,
+  });
   post({
     type: 'done',
+    evaluation: samples,
     adapter: adapterBytes,
+    sketches,
     trainLoss,
     evalLoss,
     baseEvalLoss,

@@ -4,7 +4,6 @@
  * progress, checkpointing, and finally storing the adapter (llama.cpp GGUF LoRA) and the training
  * manifest as blobs.
  */
-import { Worker } from 'node:worker_threads';
 import type { Address } from 'viem';
 import type { BlobStore } from '../blobs/index.ts';
 import type { DatanetService } from '../datanets/index.ts';
@@ -17,9 +16,15 @@ import {
   type ManifestRow,
   type TrainingManifest,
 } from './dataset.ts';
+import { readGguf } from '../engine/index.ts';
+import { estimateTraining, measureThroughput, modelShape } from './estimate.ts';
+import type { Evaluation } from './eval.ts';
+import { EVAL_JOB_KIND, evalJob } from './eval-job.ts';
 import type { ModelCatalog } from './models.ts';
 import { normalizeTrainParams, type TrainParams, type TrainParamsInput } from './params.ts';
 import type { TrainInput, TrainMessage } from './train-core.ts';
+import { manifestSketches, storeSketches, type SketchSummary } from './sketches.ts';
+import { startWorker } from './worker.ts';
 
 export const TRAIN_JOB_KIND = 'factory.train';
 
@@ -39,6 +44,13 @@ export interface TrainResult {
   seconds: number;
   /** The effective tokens-per-row limit: the requested one, capped at the model's context. */
   maxTokens: number;
+  /**
+   * Base vs adapter on the held-out rows (loss, perplexity) and side-by-side samples, computed
+   * at the end of training (eval.ts); null when the evaluation could not run.
+   */
+  evaluation: Evaluation | null;
+  /** The per-row gradient sketches for influence attribution (absent on jobs from before them). */
+  sketches?: SketchSummary;
 }
 
 export interface FactoryDeps {
@@ -84,20 +96,17 @@ export async function checkTrainRequest(
 }
 
 /**
- * A worker running train-worker: `.js` in the built dist/; under tsx (tests, dev) the `.ts`
- * file, through a small bootstrap that registers tsx's loader in the worker first (`--import tsx`
- * in the worker's execArgv does not reach a worker on Node 20).
+ * How long a cancelled training worker gets to finish its current step and close its native
+ * matmul sessions before it is terminated anyway.
  */
-function startWorker(input: TrainInput): Worker {
-  if (!import.meta.url.endsWith('.ts'))
-    return new Worker(new URL('./train-worker.js', import.meta.url), { workerData: input });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./train-worker.ts', import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData: input });
-}
+const STOP_GRACE_MS = 30_000;
 
-/** Runs the training in a worker; `onMessage` sees every message; terminates it on abort. */
+/**
+ * Runs the training in a worker; `onMessage` sees every message. On abort the job fails at once
+ * with the abort reason, while the worker is asked to stop after its current step and terminated
+ * only once it has (or after STOP_GRACE_MS): terminating it inside an onnxruntime call would
+ * abort the whole node.
+ */
 function trainInWorker(
   input: TrainInput,
   signal: AbortSignal,
@@ -105,18 +114,25 @@ function trainInWorker(
 ): Promise<Extract<TrainMessage, { type: 'done' }>> {
   return new Promise((resolve, reject) => {
     signal.throwIfAborted();
-    const worker = startWorker(input);
+    const worker = startWorker('train-worker', input);
     let settled = false;
     const settle = (run: () => void) => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', abort);
-      void worker.terminate();
       run();
     };
-    const abort = () => settle(() => reject(signal.reason as Error));
+    const abort = () =>
+      settle(() => {
+        worker.postMessage({ type: 'stop' });
+        const timer = setTimeout(() => void worker.terminate(), STOP_GRACE_MS);
+        timer.unref();
+        worker.once('exit', () => clearTimeout(timer));
+        reject(signal.reason as Error);
+      });
     signal.addEventListener('abort', abort, { once: true });
     worker.on('message', (message: TrainMessage) => {
+      if (message.type === 'stopped') return; // after an abort: the job has settled already
       if (message.type === 'done') settle(() => resolve(message));
       else if (message.type === 'error')
         settle(() =>
@@ -146,6 +162,7 @@ export function trainJob(deps: FactoryDeps) {
     const model = await deps.models.resolve(params.baseModel);
     const dataset = await loadDatasetRows(datanetsOf(deps), context.owner, params.datanets);
     context.signal.throwIfAborted();
+    await emitEstimate(context, model.path, params);
     await context.setStatus('running');
 
     // Events are recorded in order; the worker does not wait for them.
@@ -187,6 +204,9 @@ export function trainJob(deps: FactoryDeps) {
     const contributors = contributorTotals(rows);
     const tokens = Object.values(contributors).reduce((n, c) => n + c.tokens, 0);
     const trainRows = rows.filter((r) => r.split === 'train').length;
+    const sketches = done.sketches
+      ? await storeSketches(deps.blobs, done.sketches.bytes, done.sketches.seconds)
+      : undefined;
     const manifest: TrainingManifest = {
       kind: 'openledger.training-manifest',
       formatVersion: 1,
@@ -200,6 +220,7 @@ export function trainJob(deps: FactoryDeps) {
       rows,
       contributors,
       totals: { rows: rows.length, trainRows, evalRows: rows.length - trainRows, tokens },
+      ...(sketches ? { gradientSketches: manifestSketches(sketches) } : {}),
     };
     const { manifestBlobId, manifestHash } = await storeManifest(deps.blobs, manifest);
     const adapter = await deps.blobs.put(done.adapter);
@@ -216,11 +237,35 @@ export function trainJob(deps: FactoryDeps) {
       rows: { train: trainRows, eval: rows.length - trainRows },
       seconds: done.seconds,
       maxTokens: prepared.maxTokens,
+      evaluation: done.evaluation ?? null,
+      ...(sketches ? { sketches } : {}),
     };
   };
+}
+
+/**
+ * The memory/time estimate as an `estimate` event of the validating phase (informational: a
+ * failure to estimate is logged, never fails the job, which checks the model itself).
+ */
+async function emitEstimate(
+  context: JobContext<TrainParamsInput>,
+  modelPath: string,
+  params: TrainParams,
+): Promise<void> {
+  try {
+    const header = await readGguf(modelPath);
+    const h = params.hyperparameters;
+    const flopsPerSecond = await measureThroughput(modelShape(header), h);
+    await context.emit('estimate', { ...estimateTraining(h, header, { flopsPerSecond }) });
+  } catch (error) {
+    await context.emit('log', {
+      message: `no estimate: ${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
 }
 
 /** Registers the factory's job kinds on the node's runner. */
 export function registerFactoryJobs(jobs: JobRunner, deps: FactoryDeps): void {
   jobs.register(TRAIN_JOB_KIND, trainJob(deps));
+  jobs.register(EVAL_JOB_KIND, evalJob({ ...deps, jobs }));
 }

@@ -10,20 +10,26 @@ import { runTraining, type TrainInput, type TrainMessage } from './train-core.ts
 const port = parentPort;
 if (port) {
   const post = (message: TrainMessage) => port.postMessage(message);
-  runTraining(workerData as TrainInput, post).catch((error: unknown) => {
-    post(
-      error instanceof OpenLedgerError
-        ? {
-            type: 'error',
-            code: error.code,
-            message: error.message,
-            ...(error.hint ? { hint: error.hint } : {}),
-          }
-        : {
-            type: 'error',
-            code: 'INTERNAL',
-            message: error instanceof Error ? (error.stack ?? error.message) : String(error),
-          },
-    );
+  let stopping = false;
+  port.on('message', (message: { type?: string }) => {
+    if (message.type === 'stop') stopping = true;
   });
+  runTraining(workerData as TrainInput, post, () => stopping)
+    .then(() => port.close()) // nothing else keeps the worker alive
+    .catch((error: unknown) => {
+      post(
+        error instanceof OpenLedgerError
+          ? {
+              type: 'error',
+              code: error.code,
+              message: error.message,
+              ...(error.hint ? { hint: error.hint } : {}),
+            }
+          : {
+              type: 'error',
+              code: 'INTERNAL',
+              message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+            },
+      );
+    });
 }

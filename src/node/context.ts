@@ -6,6 +6,8 @@ import type { DatanetService } from '../datanets/index.ts';
 import type { Database } from '../db/index.ts';
 import type { ModelCatalog } from '../factory/index.ts';
 import type { JobRunner } from '../jobs/index.ts';
+import type { ModelService } from '../models/index.ts';
+import type { ServingEngine } from '../serving/index.ts';
 
 /** The running node's services, handed to the HTTP layer. Each is owned by its own room. */
 export interface NodeContext {
@@ -30,4 +32,8 @@ export interface NodeContext {
   jobs: JobRunner;
   /** Absent only when the recorded deployment predates the DatanetRegistry. */
   datanets: DatanetService | undefined;
+  /** Published models (ModelRegistry); absent only when the recorded deployment predates it. */
+  publishedModels: ModelService | undefined;
+  /** OpenLoRA: base models and adapters served over the OpenAI-compatible API (/v1). */
+  serving: ServingEngine;
 }

@@ -21,6 +21,8 @@ import { DatanetService } from '../datanets/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
 import { ModelCatalog, registerFactoryJobs } from '../factory/index.ts';
 import { JobRunner } from '../jobs/index.ts';
+import { ModelService } from '../models/index.ts';
+import { ServingEngine } from '../serving/index.ts';
 import { VERSION } from '../version.ts';
 import type { NodeContext } from './context.ts';
 import { lockDataDir } from './lock.ts';
@@ -124,11 +126,42 @@ export async function startNode(
       datanets: registry
         ? new DatanetService({ db: database.db, blobs, chain, registry, relayer })
         : undefined,
+      publishedModels: deployment.contracts.ModelRegistry
+        ? new ModelService({
+            db: database.db,
+            blobs,
+            chain,
+            registry: deployment.contracts.ModelRegistry,
+            relayer,
+            jobs,
+          })
+        : undefined,
+      serving: new ServingEngine({
+        options: config.serving,
+        catalog: new ModelCatalog(config.modelsDirs),
+        blobs,
+        db: database.db,
+        chainId: chain.chain.id,
+        // Operators: the node's own signer and the wallets named by --operator.
+        operators: [...config.serving.operators, ...(signer ? [signer.address.toLowerCase()] : [])],
+      }),
     };
 
     if (context.datanets) {
       const datanets = context.datanets;
       await step('reconciling datanets with the chain', () => datanets.reconcile());
+    }
+
+    if (context.publishedModels) {
+      const published = context.publishedModels;
+      await step('reconciling published models with the chain', () => published.reconcile());
+    }
+
+    cleanups.push(() => context.serving.close());
+    if (config.serving.baseModels.length > 0) {
+      await step(`loading base model(s) ${config.serving.baseModels.join(', ')}`, () =>
+        context.serving.start(),
+      );
     }
 
     registerFactoryJobs(jobs, context);

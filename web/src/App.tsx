@@ -12,6 +12,7 @@ import { FactoryPage } from './pages/factory/FactoryJobs';
 import { NewTrainingRunPage } from './pages/factory/NewTrainingRun';
 import { TrainingJobPage } from './pages/factory/TrainingJob';
 import { KeysPage } from './pages/Keys';
+import { ModelsPage } from './pages/models/ModelsList';
 import { NotFound } from './pages/NotFound';
 import { SECTIONS, SectionPage } from './pages/Section';
 
@@ -29,6 +30,7 @@ function Routes() {
   if (path === '/factory/new') return <NewTrainingRunPage />;
   const job = /^\/factory\/jobs\/([0-9a-fA-F-]{36})$/.exec(path);
   if (job) return <TrainingJobPage key={job[1]} id={job[1]!.toLowerCase()} />;
+  if (path === '/models') return <ModelsPage />;
   const section = Object.hasOwn(SECTIONS, path) ? SECTIONS[path] : undefined;
   if (section) return <SectionPage key={section.id} section={section} />;
   return <NotFound />;

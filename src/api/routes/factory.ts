@@ -51,16 +51,22 @@ const Hyperparameters = Type.Object(
     evalPercent: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 50, description: 'default 10' }),
     ),
+    packing: Type.Optional(
+      Type.Boolean({ description: 'default true: length-grouped micro-batches (docs/api.md)' }),
+    ),
   },
   { additionalProperties: false },
 );
 const TrainBody = Type.Object(
   {
-    baseModel: Type.String({
-      minLength: 1,
-      maxLength: 4096,
-      description: 'A base model of the node, by name (GET /api/factory/models).',
-    }),
+    baseModel: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        description:
+          'A base model of the node, by name (GET /api/factory/models); default: the built-in openledger-base-1m.',
+      }),
+    ),
     datanets: Type.Array(
       Type.Object(
         {

@@ -52,6 +52,25 @@ export function jobRoutes(app: FastifyInstance, ctx: NodeContext): void {
     async (request) => ownJob(ctx, request, (request.params as { id: string }).id),
   );
 
+  app.get(
+    '/api/jobs/:id/log',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary:
+          'The events a job has recorded so far, oldest first, as JSON (the history /events streams); `after` skips those up to an event id',
+        params: JobId,
+        querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })) }),
+        response: errors(401, 404),
+      },
+    },
+    async (request) => {
+      const job = await ownJob(ctx, request, (request.params as { id: string }).id);
+      const { after } = request.query as { after?: number };
+      return { jobId: job.id, status: job.status, events: await ctx.jobs.eventsOf(job.id, after) };
+    },
+  );
+
   app.post(
     '/api/jobs/:id/cancel',
     {

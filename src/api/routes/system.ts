@@ -35,7 +35,7 @@ export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Me
             }),
             contracts: Type.Record(Type.String(), Address, {
               description:
-                'Deployed contracts by name: OpenToken, DatanetRegistry, and DevFaucet on the local chain.',
+                'Deployed contracts by name: OpenToken, DatanetRegistry, ModelRegistry, and DevFaucet on the local chain.',
             }),
             database: Type.Object({
               kind: Type.Union([Type.Literal('pglite'), Type.Literal('postgres')]),
@@ -76,8 +76,9 @@ export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Me
           return { blockNumber: block.toString(), latencyMs: round(performance.now() - started) };
         }),
       ]);
-      // No base model is loaded by the node yet: the engine is idle, which is healthy.
-      const engine = { ok: true, detail: 'idle: no model loaded' };
+      // The serving engine: idle (no base model loaded yet) is healthy; a failed preload is not.
+      const { ok: engineOk, detail } = ctx.serving.state();
+      const engine = { ok: engineOk, detail };
       const ok = database.ok && chain.ok && engine.ok;
       return reply
         .status(ok ? 200 : 503)

@@ -1608,6 +1608,1516 @@ export const DevFaucetAbi = [
 
 export const DevFaucetBytecode = '0x60a060405234801561000f575f5ffd5b50604051610b96380380610b9683398101604081905261002e9161015b565b338061005457604051631e4fbdf760e01b81525f60048201526024015b60405180910390fd5b61005d8161010c565b5060017f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005546617a69146100a65760405163d0bb6e5360e01b815246600482015260240161004b565b6001600160a01b03841660805260018390556002829055600381905560408051848152602081018490529081018290527f44a7a992c6a00f6c43b49bcaabbc5da3b4bff76360f286759d2cfe2108c969529060600160405180910390a1505050506101a2565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f5f5f5f6080858703121561016e575f5ffd5b84516001600160a01b0381168114610184575f5ffd5b60208601516040870151606090970151919890975090945092505050565b6080516109c06101d65f395f81816101d8015281816102fb0152818161037c0152818161051601526105df01526109c05ff3fe6080604052600436106100c2575f3560e01c8063787a08a61161007c5780638da5cb5b116100575780638da5cb5b14610212578063c98166c01461022e578063eec7faa114610243578063f2fde38b14610258575f5ffd5b8063787a08a6146101935780637e18627d146101a857806382bfefc8146101c7575f5ffd5b80630935f004146100cd57806334c5d2ce1461010b57806351cff8d91461012c57806367a5cd061461014b578063715018a61461016a57806375aec2781461017e575f5ffd5b366100c957005b5f5ffd5b3480156100d8575f5ffd5b506100f86100e7366004610913565b60046020525f908152604090205481565b6040519081526020015b60405180910390f35b348015610116575f5ffd5b5061012a61012536600461092e565b610277565b005b348015610137575f5ffd5b5061012a610146366004610913565b6102d4565b348015610156575f5ffd5b5061012a610165366004610913565b610473565b348015610175575f5ffd5b5061012a6106ed565b348015610189575f5ffd5b506100f8617a6981565b34801561019e575f5ffd5b506100f860035481565b3480156101b3575f5ffd5b506100f86101c2366004610913565b610700565b3480156101d2575f5ffd5b506101fa7f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160a01b039091168152602001610102565b34801561021d575f5ffd5b505f546001600160a01b03166101fa565b348015610239575f5ffd5b506100f860025481565b34801561024e575f5ffd5b506100f860015481565b348015610263575f5ffd5b5061012a610272366004610913565b610764565b61027f61079e565b60018390556002829055600381905560408051848152602081018490529081018290527f44a7a992c6a00f6c43b49bcaabbc5da3b4bff76360f286759d2cfe2108c969529060600160405180910390a1505050565b6102dc61079e565b6102e46107ca565b6040516370a0823160e01b81523060048201525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906370a0823190602401602060405180830381865afa158015610348573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061036c9190610957565b9050476103a36001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001684846107e5565b5f836001600160a01b0316826040515f6040518083038185875af1925050503d805f81146103ec576040519150601f19603f3d011682016040523d82523d5f602084013e6103f1565b606091505b505090508061041357604051630db2c7f160e31b815260040160405180910390fd5b60408051848152602081018490526001600160a01b038616917f92ccf450a286a957af52509bc1c9939d1a6a481783e142e41e2499f0bb66ebc6910160405180910390a250505061047060015f5160206109945f395f51905f5255565b50565b61047b6107ca565b6001600160a01b0381165f90815260046020526040812054156104c2576003546001600160a01b0383165f908152600460205260409020546104bd919061096e565b6104c4565b5f5b9050804210156104fe576040516361083b7f60e01b81526001600160a01b0383166004820152602481018290526044015b60405180910390fd5b6001546040516370a0823160e01b81523060048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906370a0823190602401602060405180830381865afa158015610563573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906105879190610957565b10156105a65760405163c1336f8560e01b815260040160405180910390fd5b6001600160a01b0382165f9081526004602052604081204290556002544710156105d0575f6105d4565b6002545b9050610616836001547f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03166107e59092919063ffffffff16565b801561068e575f836001600160a01b0316826040515f6040518083038185875af1925050503d805f8114610665576040519150601f19603f3d011682016040523d82523d5f602084013e61066a565b606091505b505090508061068c57604051630db2c7f160e31b815260040160405180910390fd5b505b60015460408051918252602082018390526001600160a01b038516917f77428ef826409c425864e111d5fe740d7404e66e9c3bccf1a46aea0b396127db910160405180910390a2505061047060015f5160206109945f395f51905f5255565b6106f561079e565b6106fe5f61081f565b565b6001600160a01b0381165f90815260046020526040812054819015610749576003546001600160a01b0384165f90815260046020526040902054610744919061096e565b61074b565b5f5b90504281111561075b578061075d565b5f5b9392505050565b61076c61079e565b6001600160a01b03811661079557604051631e4fbdf760e01b81525f60048201526024016104f5565b6104708161081f565b5f546001600160a01b031633146106fe5760405163118cdaa760e01b81523360048201526024016104f5565b6107d261086e565b60025f5160206109945f395f51905f5255565b6107f2838383600161089d565b61081a57604051635274afe760e01b81526001600160a01b03841660048201526024016104f5565b505050565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f5160206109945f395f51905f52546002036106fe57604051633ee5aeb560e01b815260040160405180910390fd5b60405163a9059cbb60e01b5f8181526001600160a01b038616600452602485905291602083604481808b5af1925060015f511483166108f35783831516156108e7573d5f823e3d81fd5b5f873b113d1516831692505b60405250949350505050565b6001600160a01b0381168114610470575f5ffd5b5f60208284031215610923575f5ffd5b813561075d816108ff565b5f5f5f60608486031215610940575f5ffd5b505081359360208301359350604090920135919050565b5f60208284031215610967575f5ffd5b5051919050565b8082018082111561098d57634e487b7160e01b5f52601160045260245ffd5b9291505056fe9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00a164736f6c6343000825000a' as const;
 
+export const ModelRegistryAbi = [
+  {
+    "inputs": [
+      {
+        "internalType": "contract IDatanetVersions",
+        "name": "datanetRegistry_",
+        "type": "address"
+      },
+      {
+        "internalType": "uint16",
+        "name": "platformFeeBps_",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "constructor"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "adapterHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "id",
+        "type": "uint256"
+      }
+    ],
+    "name": "AdapterAlreadyRegistered",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "ERC721IncorrectOwner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "ERC721InsufficientApproval",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "approver",
+        "type": "address"
+      }
+    ],
+    "name": "ERC721InvalidApprover",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      }
+    ],
+    "name": "ERC721InvalidOperator",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "ERC721InvalidOwner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "receiver",
+        "type": "address"
+      }
+    ],
+    "name": "ERC721InvalidReceiver",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
+    ],
+    "name": "ERC721InvalidSender",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "ERC721NonexistentToken",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "EmptyHash",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      }
+    ],
+    "name": "ExpiredSignature",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "currentNonce",
+        "type": "uint256"
+      }
+    ],
+    "name": "InvalidAccountNonce",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "count",
+        "type": "uint256"
+      }
+    ],
+    "name": "InvalidDatanetCount",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "bps",
+        "type": "uint16"
+      }
+    ],
+    "name": "InvalidPlatformFee",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "InvalidShortString",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      }
+    ],
+    "name": "InvalidSignature",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint16",
+        "name": "owner",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "stakers",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint16",
+        "name": "contributors",
+        "type": "uint16"
+      }
+    ],
+    "name": "InvalidSplit",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "id",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "NotModelOwner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "string",
+        "name": "str",
+        "type": "string"
+      }
+    ],
+    "name": "StringTooLong",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "version",
+        "type": "uint256"
+      }
+    ],
+    "name": "UnknownDatanetVersion",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "id",
+        "type": "uint256"
+      }
+    ],
+    "name": "UnknownModel",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "bool",
+        "name": "active",
+        "type": "bool"
+      }
+    ],
+    "name": "ActiveSet",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "approved",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "Approval",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "bool",
+        "name": "approved",
+        "type": "bool"
+      }
+    ],
+    "name": "ApprovalForAll",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [],
+    "name": "EIP712DomainChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "adapterHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "baseModel",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "manifestHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "metadataHash",
+        "type": "bytes32"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint256",
+            "name": "datanetId",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint256",
+            "name": "version",
+            "type": "uint256"
+          }
+        ],
+        "indexed": false,
+        "internalType": "struct ModelRegistry.DatanetVersion[]",
+        "name": "datanets",
+        "type": "tuple[]"
+      }
+    ],
+    "name": "ModelPublished",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "pricePer1kInput",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "pricePer1kOutput",
+        "type": "uint256"
+      }
+    ],
+    "name": "PriceSet",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "owner",
+        "type": "uint16"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "stakers",
+        "type": "uint16"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "contributors",
+        "type": "uint16"
+      }
+    ],
+    "name": "SplitSet",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "from",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "Transfer",
+    "type": "event"
+  },
+  {
+    "inputs": [],
+    "name": "BPS",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "DATANET_VERSION_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "DOMAIN_SEPARATOR",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "MAX_DATANETS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "PUBLISH_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SET_ACTIVE_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SET_PRICE_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SET_SPLIT_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SPLIT_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "approve",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "balanceOf",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "datanetRegistry",
+    "outputs": [
+      {
+        "internalType": "contract IDatanetVersions",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "id",
+        "type": "uint256"
+      }
+    ],
+    "name": "datanetVersionsOf",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint256",
+            "name": "datanetId",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint256",
+            "name": "version",
+            "type": "uint256"
+          }
+        ],
+        "internalType": "struct ModelRegistry.DatanetVersion[]",
+        "name": "",
+        "type": "tuple[]"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "eip712Domain",
+    "outputs": [
+      {
+        "internalType": "bytes1",
+        "name": "fields",
+        "type": "bytes1"
+      },
+      {
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
+      },
+      {
+        "internalType": "string",
+        "name": "version",
+        "type": "string"
+      },
+      {
+        "internalType": "uint256",
+        "name": "chainId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "verifyingContract",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "salt",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256[]",
+        "name": "extensions",
+        "type": "uint256[]"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "getApproved",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      }
+    ],
+    "name": "isApprovedForAll",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "id",
+        "type": "uint256"
+      }
+    ],
+    "name": "model",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "baseModel",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "adapterHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "manifestHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "metadataHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint256",
+            "name": "pricePer1kInput",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint256",
+            "name": "pricePer1kOutput",
+            "type": "uint256"
+          },
+          {
+            "components": [
+              {
+                "internalType": "uint16",
+                "name": "owner",
+                "type": "uint16"
+              },
+              {
+                "internalType": "uint16",
+                "name": "stakers",
+                "type": "uint16"
+              },
+              {
+                "internalType": "uint16",
+                "name": "contributors",
+                "type": "uint16"
+              }
+            ],
+            "internalType": "struct ModelRegistry.Split",
+            "name": "split",
+            "type": "tuple"
+          },
+          {
+            "internalType": "bool",
+            "name": "active",
+            "type": "bool"
+          },
+          {
+            "internalType": "uint64",
+            "name": "publishedAt",
+            "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "publisher",
+            "type": "address"
+          }
+        ],
+        "internalType": "struct ModelRegistry.Model",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "modelCount",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "adapterHash",
+        "type": "bytes32"
+      }
+    ],
+    "name": "modelOfAdapter",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "id",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "name",
+    "outputs": [
+      {
+        "internalType": "string",
+        "name": "",
+        "type": "string"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "nonces",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "ownerOf",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "platformFeeBps",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "baseModel",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "adapterHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "manifestHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "metadataHash",
+            "type": "bytes32"
+          },
+          {
+            "components": [
+              {
+                "internalType": "uint256",
+                "name": "datanetId",
+                "type": "uint256"
+              },
+              {
+                "internalType": "uint256",
+                "name": "version",
+                "type": "uint256"
+              }
+            ],
+            "internalType": "struct ModelRegistry.DatanetVersion[]",
+            "name": "datanets",
+            "type": "tuple[]"
+          },
+          {
+            "internalType": "uint256",
+            "name": "pricePer1kInput",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint256",
+            "name": "pricePer1kOutput",
+            "type": "uint256"
+          },
+          {
+            "components": [
+              {
+                "internalType": "uint16",
+                "name": "owner",
+                "type": "uint16"
+              },
+              {
+                "internalType": "uint16",
+                "name": "stakers",
+                "type": "uint16"
+              },
+              {
+                "internalType": "uint16",
+                "name": "contributors",
+                "type": "uint16"
+              }
+            ],
+            "internalType": "struct ModelRegistry.Split",
+            "name": "split",
+            "type": "tuple"
+          }
+        ],
+        "internalType": "struct ModelRegistry.PublishParams",
+        "name": "p",
+        "type": "tuple"
+      }
+    ],
+    "name": "publish",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "baseModel",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "adapterHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "manifestHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "metadataHash",
+            "type": "bytes32"
+          },
+          {
+            "components": [
+              {
+                "internalType": "uint256",
+                "name": "datanetId",
+                "type": "uint256"
+              },
+              {
+                "internalType": "uint256",
+                "name": "version",
+                "type": "uint256"
+              }
+            ],
+            "internalType": "struct ModelRegistry.DatanetVersion[]",
+            "name": "datanets",
+            "type": "tuple[]"
+          },
+          {
+            "internalType": "uint256",
+            "name": "pricePer1kInput",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint256",
+            "name": "pricePer1kOutput",
+            "type": "uint256"
+          },
+          {
+            "components": [
+              {
+                "internalType": "uint16",
+                "name": "owner",
+                "type": "uint16"
+              },
+              {
+                "internalType": "uint16",
+                "name": "stakers",
+                "type": "uint16"
+              },
+              {
+                "internalType": "uint16",
+                "name": "contributors",
+                "type": "uint16"
+              }
+            ],
+            "internalType": "struct ModelRegistry.Split",
+            "name": "split",
+            "type": "tuple"
+          }
+        ],
+        "internalType": "struct ModelRegistry.PublishParams",
+        "name": "p",
+        "type": "tuple"
+      },
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
+      }
+    ],
+    "name": "publishWithSig",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "from",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "safeTransferFrom",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "from",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "data",
+        "type": "bytes"
+      }
+    ],
+    "name": "safeTransferFrom",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bool",
+        "name": "active",
+        "type": "bool"
+      }
+    ],
+    "name": "setActive",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bool",
+        "name": "active",
+        "type": "bool"
+      },
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
+      }
+    ],
+    "name": "setActiveWithSig",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "operator",
+        "type": "address"
+      },
+      {
+        "internalType": "bool",
+        "name": "approved",
+        "type": "bool"
+      }
+    ],
+    "name": "setApprovalForAll",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "pricePer1kInput",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "pricePer1kOutput",
+        "type": "uint256"
+      }
+    ],
+    "name": "setPrice",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "pricePer1kInput",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "pricePer1kOutput",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
+      }
+    ],
+    "name": "setPriceWithSig",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint16",
+            "name": "owner",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "stakers",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "contributors",
+            "type": "uint16"
+          }
+        ],
+        "internalType": "struct ModelRegistry.Split",
+        "name": "split",
+        "type": "tuple"
+      }
+    ],
+    "name": "setSplit",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "modelId",
+        "type": "uint256"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint16",
+            "name": "owner",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "stakers",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "contributors",
+            "type": "uint16"
+          }
+        ],
+        "internalType": "struct ModelRegistry.Split",
+        "name": "split",
+        "type": "tuple"
+      },
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
+      }
+    ],
+    "name": "setSplitWithSig",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes4",
+        "name": "interfaceId",
+        "type": "bytes4"
+      }
+    ],
+    "name": "supportsInterface",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "symbol",
+    "outputs": [
+      {
+        "internalType": "string",
+        "name": "",
+        "type": "string"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "tokenURI",
+    "outputs": [
+      {
+        "internalType": "string",
+        "name": "",
+        "type": "string"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "from",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "tokenId",
+        "type": "uint256"
+      }
+    ],
+    "name": "transferFrom",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  }
+] as const;
+
+export const ModelRegistryBytecode = '0x6101a0604052348015610010575f5ffd5b5060405161329b38038061329b83398101604081905261002f91610249565b6040518060400160405280601881526020017f4f70656e4c6564676572204d6f64656c52656769737472790000000000000000815250604051806040016040528060018152602001603160f81b8152506040518060400160405280601081526020016f13dc195b93195919d95c88135bd9195b60821b8152506040518060400160405280600781526020016613d31353d1115360ca1b815250815f90816100d69190610335565b5060016100e38282610335565b5050506100f58261020c60201b60201c565b610120526101028161020c565b61014052815160208084019190912060e052815190820120610100524660a05261018e60e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b0382166101be5760405163d92e233d60e01b815260040160405180910390fd5b61271061ffff821611156101f0576040516324d3269b60e11b815261ffff821660048201526024015b60405180910390fd5b6001600160a01b039091166101605261ffff166101805261044b565b5f5f829050601f81511115610236578260405163305a27a960e01b81526004016101e791906103f3565b805161024182610428565b179392505050565b5f5f6040838503121561025a575f5ffd5b82516001600160a01b0381168114610270575f5ffd5b602084015190925061ffff81168114610287575f5ffd5b809150509250929050565b634e487b7160e01b5f52604160045260245ffd5b600181811c908216806102ba57607f821691505b6020821081036102d857634e487b7160e01b5f52602260045260245ffd5b50919050565b601f821115610330578282111561033057805f5260205f20601f840160051c602085101561030957505f5b90810190601f840160051c035f5b8181101561032c575f83820155600101610317565b5050505b505050565b81516001600160401b0381111561034e5761034e610292565b6103628161035c84546102a6565b846102de565b6020601f821160018114610394575f831561037d5750848201515b5f19600385901b1c1916600184901b1784556103ec565b5f84815260208120601f198516915b828110156103c357878501518255602094850194600190920191016103a3565b50848210156103e057868401515f19600387901b60f8161c191681555b505060018360011b0184555b5050505050565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b805160208083015191908110156102d8575f1960209190910360031b1b16919050565b60805160a05160c05160e0516101005161012051610140516101605161018051612ddd6104be5f395f6102af01525f8181610342015281816112af01526113ba01525f610fbc01525f610f9101525f610f0301525f610edb01525f610e3601525f610e6001525f610e8a0152612ddd5ff3fe608060405234801561000f575f5ffd5b5060043610610229575f3560e01c806384b23c0f1161012a578063b88d4fde116100b4578063e60a955d11610079578063e60a955d146105ab578063e985e9c5146105be578063ef9c7388146105d1578063fa3d6588146105d9578063fbc65f41146105ec575f5ffd5b8063b88d4fde14610542578063c6a645fe14610555578063c87b56dd1461055e578063cade503914610571578063cfc4f3d814610584575f5ffd5b806395f6f8c1116100fa57806395f6f8c1146104d75780639cfabbc2146104ea578063a22cb465146104fd578063aa585d5614610510578063b6854b1a14610523575f5ffd5b806384b23c0f1461046e5780638d29bbfb1461048157806394151e22146104a857806395d89b41146104cf575f5ffd5b80633868514b116101b6578063511ddc2e1161017b578063511ddc2e146103de5780636352211e1461040557806370a08231146104185780637ecebe001461042b57806384b0196e14610453575f5ffd5b80633868514b1461033d578063391e89271461036457806342842e0e1461038b5780634645ca251461039e5780634c5770d9146103be575f5ffd5b806322dcd13e116101fc57806322dcd13e146102aa57806323b872dd146102e4578063249d39e9146102f75780632b2e6aac146103005780633644e51514610335575f5ffd5b806301ffc9a71461022d57806306fdde0314610255578063081812fc1461026a578063095ea7b314610295575b5f5ffd5b61024061023b366004612417565b6105ff565b60405190151581526020015b60405180910390f35b61025d610650565b60405161024c9190612460565b61027d610278366004612472565b6106df565b6040516001600160a01b03909116815260200161024c565b6102a86102a336600461249f565b610706565b005b6102d17f000000000000000000000000000000000000000000000000000000000000000081565b60405161ffff909116815260200161024c565b6102a86102f23660046124c7565b610715565b6102d161271081565b6103277f730d3ac84621f38b9835558b17a4b023a1e6748d6ec34a92423f9e952df5280e81565b60405190815260200161024c565b6103276107a3565b61027d7f000000000000000000000000000000000000000000000000000000000000000081565b6103277fb1b9795abf21498a4904e36a52eac4a607db9f834b1f91d686b3cc2d1cbb9cfb81565b6102a86103993660046124c7565b6107b1565b6103b16103ac366004612472565b6107d0565b60405161024c9190612501565b6103d16103cc366004612472565b610852565b60405161024c919061254f565b6103277f40e71ab0a3fd8339e1d3bc051b732017620014a4dd3be0e9906fce233efe5ea681565b61027d610413366004612472565b610928565b610327610426366004612600565b610932565b610327610439366004612600565b6001600160a01b03165f9081526008602052604090205490565b61045b610977565b60405161024c9796959493929190612619565b6102a861047c366004612709565b6109b9565b6103277fa0fad902059e776ea76da3eb1581841296146621708d2ef1053a6c8fd737413681565b6103277f88564ac213363e3757d5296b7350a2df32288477895dfcd175907760f0a8649281565b61025d610a6b565b6103276104e536600461278d565b610a7a565b6102a86104f83660046127be565b610a85565b6102a861050b3660046127f8565b610a90565b6102a861051e366004612820565b610a9b565b610327610531366004612472565b600c6020525f908152604090205481565b6102a861055036600461288d565b610aa7565b61032760095481565b61025d61056c366004612472565b610abf565b61032761057f366004612949565b610b30565b6103277f77cef37133191e213f5db1216a21921b001f839915b3fbf4851d9dc8b3e06d0181565b6102a86105b93660046129cb565b610b65565b6102406105cc3660046129ec565b610b70565b610327602081565b6102a86105e7366004612a14565b610b9d565b6102a86105fa366004612a88565b610c50565b5f6001600160e01b031982166380ac58cd60e01b148061062f57506001600160e01b03198216635b5e139f60e01b145b8061064a57506301ffc9a760e01b6001600160e01b03198316145b92915050565b60605f805461065e90612adc565b80601f016020809104026020016040519081016040528092919081815260200182805461068a90612adc565b80156106d55780601f106106ac576101008083540402835291602001916106d5565b820191905f5260205f20905b8154815290600101906020018083116106b857829003601f168201915b5050505050905090565b5f6106e982610cf3565b505f828152600460205260409020546001600160a01b031661064a565b610711828233610d2b565b5050565b6001600160a01b03821661074357604051633250574960e11b81525f60048201526024015b60405180910390fd5b5f61074f838333610d38565b9050836001600160a01b0316816001600160a01b03161461079d576040516364283d7b60e01b81526001600160a01b038086166004830152602482018490528216604482015260640161073a565b50505050565b5f6107ac610e2a565b905090565b6107cb83838360405180602001604052805f815250610aa7565b505050565b60606107db82610f53565b505f828152600b6020908152604080832080548251818502810185019093528083529193909284015b82821015610847578382905f5260205f2090600202016040518060400160405290815f820154815260200160018201548152505081526020019060010190610804565b505050509050919050565b61085a61238b565b61086382610f53565b6040805161014081018252825481526001830154602080830191909152600284015482840152600384015460608084019190915260048501546080840152600585015460a084015283519081018452600685015461ffff808216835262010000820481169383019390935264010000000090049091169281019290925260c081019190915260079091015460ff8116151560e08301526101008082046001600160401b031690830152600160481b90046001600160a01b031661012082015292915050565b5f61064a82610cf3565b5f6001600160a01b03821661095c576040516322718ad960e21b81525f600482015260240161073a565b506001600160a01b03165f9081526003602052604090205490565b5f6060805f5f5f6060610988610f8a565b610990610fb5565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b6109c38684610fe0565b5f7f730d3ac84621f38b9835558b17a4b023a1e6748d6ec34a92423f9e952df5280e87876109f08861102b565b6109f98b6110be565b6040805160208101969096526001600160a01b03909416938501939093526060840191909152608083015260a082015260c0810185905260e001604051602081830303815290604052805190602001209050610a57878285856110e0565b610a6287878761111c565b50505050505050565b60606001805461065e90612adc565b5f61064a33836111be565b61071133838361111c565b61071133838361176f565b6107cb33848484611836565b610ab2848484610715565b61079d3385858585611894565b6060610aca82610cf3565b505f610ae060408051602081019091525f815290565b90505f815111610afe5760405180602001604052805f815250610b29565b80610b08846119bc565b604051602001610b19929190612b25565b6040516020818303038152906040525b9392505050565b5f610b3b8685610fe0565b610b5186610b4a888888611a4b565b85856110e0565b610b5b86866111be565b9695505050505050565b610711338383611b6e565b6001600160a01b039182165f90815260056020908152604080832093909416825291909152205460ff1690565b610ba78784610fe0565b5f7f88564ac213363e3757d5296b7350a2df32288477895dfcd175907760f0a8649288888888610bd68d6110be565b6040805160208101979097526001600160a01b03909516948601949094526060850192909252608084015260a083015260c082015260e0810185905261010001604051602081830303815290604052805190602001209050610c3a888285856110e0565b610c4688888888611836565b5050505050505050565b610c5a8684610fe0565b5f7fa0fad902059e776ea76da3eb1581841296146621708d2ef1053a6c8fd7374136878787610c888b6110be565b6040805160208101969096526001600160a01b039094169385019390935260608401919091521515608083015260a082015260c0810185905260e001604051602081830303815290604052805190602001209050610ce8878285856110e0565b610a62878787611b6e565b5f818152600260205260408120546001600160a01b03168061064a57604051637e27328960e01b81526004810184905260240161073a565b6107cb8383836001611bc7565b5f828152600260205260408120546001600160a01b0390811690831615610d6457610d64818486611ccb565b6001600160a01b03811615610d9e57610d7f5f855f5f611bc7565b6001600160a01b0381165f90815260036020526040902080545f190190555b6001600160a01b03851615610dcc576001600160a01b0385165f908152600360205260409020805460010190555b5f8481526002602052604080822080546001600160a01b0319166001600160a01b0389811691821790925591518793918516917fddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef91a4949350505050565b5f306001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016148015610e8257507f000000000000000000000000000000000000000000000000000000000000000046145b15610eac57507f000000000000000000000000000000000000000000000000000000000000000090565b6107ac604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b5f818152600a602052604090206001810154610f8557604051632380022d60e01b81526004810183905260240161073a565b919050565b60606107ac7f0000000000000000000000000000000000000000000000000000000000000000611d2f565b60606107ac7f0000000000000000000000000000000000000000000000000000000000000000611d2f565b6001600160a01b0382166110075760405163d92e233d60e01b815260040160405180910390fd5b8042111561071157604051632f4aa44f60e21b81526004810182905260240161073a565b5f7fb1b9795abf21498a4904e36a52eac4a607db9f834b1f91d686b3cc2d1cbb9cfb61105a6020840184612b48565b61106a6040850160208601612b48565b61107a6060860160408701612b48565b60408051602081019590955261ffff93841690850152908216606084015216608082015260a001604051602081830303815290604052805190602001209050919050565b6001600160a01b03165f90815260086020526040902080546001810190915590565b6110f4846110ed85611d6c565b8484611d98565b61079d57604051633615713d60e21b81526001600160a01b038516600482015260240161073a565b5f6111278484611e0e565b905061113282611e66565b81600682016111418282612b63565b508390507f602d343845a4f902c7aec5db1dd74fc28b6695af0257039455fa0537aa145ff36111736020850185612b48565b6111836040860160208701612b48565b6111936060870160408801612b48565b6040805161ffff9485168152928416602084015292168183015290519081900360600190a250505050565b5f6001600160a01b0383166111e65760405163d92e233d60e01b815260040160405180910390fd5b813515806111f657506020820135155b8061120357506040820135155b1561122157604051631c37cddf60e21b815260040160405180910390fd5b6020808301355f908152600c909152604090205480156112615760405163192c7a8560e31b8152602084013560048201526024810182905260440161073a565b61126d8360e001611e66565b5f61127b6080850185612bbe565b91505080158061128b5750602081115b156112ac5760405163c6563a9160e01b81526004810182905260240161073a565b5f7f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03166349f62af46040518163ffffffff1660e01b8152600401602060405180830381865afa158015611309573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061132d9190612c03565b905060095f815461133d90612c2e565b91829055505f818152600b602052604081209195505b8381101561149557366113696080890189612bbe565b8381811061137957611379612c46565b60400291909101915050803515806113915750803584105b8061139e57506020810135155b8061143257506040516303190e6d60e01b8152813560048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906303190e6d90602401602060405180830381865afa158015611407573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061142b9190612c03565b8160200135115b1561145d576040516315f1936360e21b8152813560048201526020820135602482015260440161073a565b82546001810184555f8481526020902082916002020161148a828281358155602090910135600190910155565b505050600101611353565b506020808701355f818152600c8352604090819020889055805161014081018252893581529283019190915280880135908201526060808801359082015260a080880135608083015260c0808901359183019190915281016114ff36899003890160e08a01612c5a565b8152600160208083018290526001600160401b034281166040808601919091526001600160a01b03808e166060968701525f8c8152600a85528290208751815587850151958101959095558682015160028601559486015160038501556080860151600485015560a0860151600585015560c0860151805160068601805495830151929093015161ffff9081166401000000000265ffff0000000019938216620100000263ffffffff19909716919092161794909417169290921790915560e0840151600790920180546101008087015161012090970151909516600160481b027fffffff0000000000000000000000000000000000000000ffffffffffffffffff9690931690940268ffffffffffffffff00199315159390931668ffffffffffffffffff199094169390931791909117929092169190911790556116448786611f1b565b60208601356001600160a01b038816867f8ff4802c330c54c43b48a9c7bcab0d9740d36ad81c0460f69da230b6feb7839b893560408b013560608c013561168e60808e018e612bbe565b60405161169f959493929190612ccb565b60405180910390a46040805160a0880135815260c0880135602082015286917f22db173e2a8b7fa2d933790c01e64878b79e267d813bb3227a15b1c7ac404ffe910160405180910390a2847f602d343845a4f902c7aec5db1dd74fc28b6695af0257039455fa0537aa145ff361171c610100890160e08a01612b48565b61172e6101208a016101008b01612b48565b6117406101408b016101208c01612b48565b6040805161ffff9485168152928416602084015292168183015290519081900360600190a25050505092915050565b6001600160a01b0383166117985760405163a9fbf51f60e01b81525f600482015260240161073a565b6001600160a01b0382166117ca57604051630b61174360e31b81526001600160a01b038316600482015260240161073a565b6001600160a01b038381165f81815260056020908152604080832094871680845294825291829020805460ff191686151590811790915591519182527f17307eab39ab6107e8899845ad3d59bd9653f200f220920489ca2b5937696c31910160405180910390a3505050565b5f6118418585611e0e565b6004810184905560058101839055604080518581526020810185905291925085917f22db173e2a8b7fa2d933790c01e64878b79e267d813bb3227a15b1c7ac404ffe910160405180910390a25050505050565b6001600160a01b0383163b156119b557604051630a85bd0160e11b81526001600160a01b0384169063150b7a02906118d6908890889087908790600401612d27565b6020604051808303815f875af1925050508015611910575060408051601f3d908101601f1916820190925261190d91810190612d59565b60015b611977573d80801561193d576040519150601f19603f3d011682016040523d82523d5f602084013e611942565b606091505b5080515f0361196f57604051633250574960e11b81526001600160a01b038516600482015260240161073a565b805160208201fd5b6001600160e01b03198116630a85bd0160e11b146119b357604051633250574960e11b81526001600160a01b038516600482015260240161073a565b505b5050505050565b60605f6119c883611f7c565b60010190505f816001600160401b038111156119e6576119e6612849565b6040519080825280601f01601f191660200182016040528015611a10576020820181803683370190505b5090508181016020015b5f19016f181899199a1a9b1b9c1cb0b131b232b360811b600a86061a8153600a8504945084611a1a57509392505050565b604080517f40e71ab0a3fd8339e1d3bc051b732017620014a4dd3be0e9906fce233efe5ea66020828101919091526001600160a01b0386168284015284356060838101919091529085013560808301529184013560a08201529083013560c08201525f90819060e00160408051601f1981840301815291905290505f611adc611ad76080870187612bbe565b612053565b8560a001358660c00135611af28860e00161102b565b611afb8a6110be565b6040805160208101969096528501939093526060840191909152608083015260a082015260c0810185905260e00160405160208183030381529060405290508181604051602001611b4d929190612b25565b60405160208183030381529060405280519060200120925050509392505050565b80611b798484611e0e565b600701805460ff1916911515919091179055604051811515815282907f03457b9856bb197b98f09c1ff02a38d9d3f89ac62447eded3ee250ea662fa3549060200160405180910390a2505050565b8080611bdb57506001600160a01b03821615155b15611c9c575f611bea84610cf3565b90506001600160a01b03831615801590611c165750826001600160a01b0316816001600160a01b031614155b8015611c295750611c278184610b70565b155b15611c525760405163a9fbf51f60e01b81526001600160a01b038416600482015260240161073a565b8115611c9a5783856001600160a01b0316826001600160a01b03167f8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b92560405160405180910390a45b505b50505f90815260046020526040902080546001600160a01b0319166001600160a01b0392909216919091179055565b611cd683838361218a565b6107cb576001600160a01b038316611d0457604051637e27328960e01b81526004810182905260240161073a565b60405163177e802f60e01b81526001600160a01b03831660048201526024810182905260440161073a565b60605f611d3b836121eb565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f61064a611d78610e2a565b8360405161190160f01b8152600281019290925260228201526042902090565b5f846001600160a01b03163b5f03611df7575f5f611db7868686612212565b5090925090505f816003811115611dd057611dd0612d74565b148015611dee5750866001600160a01b0316826001600160a01b0316145b92505050611e06565b611e0385858585612259565b90505b949350505050565b5f611e1882610f53565b5f838152600260205260409020549091506001600160a01b0384811691161461064a576040516304b41e2760e31b8152600481018390526001600160a01b038416602482015260440161073a565b612710611e796060830160408401612b48565b61ffff16611e8d6040840160208501612b48565b61ffff16611e9e6020850185612b48565b61ffff16611eac9190612d88565b611eb69190612d88565b14611f1857611ec86020820182612b48565b611ed86040830160208401612b48565b611ee86060840160408501612b48565b6040516355a5643560e11b815261ffff93841660048201529183166024830152909116604482015260640161073a565b50565b6001600160a01b038216611f4457604051633250574960e11b81525f600482015260240161073a565b5f611f5083835f610d38565b90506001600160a01b038116156107cb576040516339e3563760e11b81525f600482015260240161073a565b5f8072184f03e93ff9f4daa797ed6e38ed64bf6a1f0160401b8310611fba5772184f03e93ff9f4daa797ed6e38ed64bf6a1f0160401b830492506040015b6d04ee2d6d415b85acef81000000008310611fe6576d04ee2d6d415b85acef8100000000830492506020015b662386f26fc10000831061200457662386f26fc10000830492506010015b6305f5e100831061201c576305f5e100830492506008015b612710831061203057612710830492506004015b60648310612042576064830492506002015b600a831061064a5760010192915050565b5f80826001600160401b0381111561206d5761206d612849565b604051908082528060200260200182016040528015612096578160200160208202803683370190505b5090505f5b83811015612159577f77cef37133191e213f5db1216a21921b001f839915b3fbf4851d9dc8b3e06d018585838181106120d6576120d6612c46565b9050604002015f01358686848181106120f1576120f1612c46565b9050604002016020013560405160200161211e939291909283526020830191909152604082015260600190565b6040516020818303038152906040528051906020012082828151811061214657612146612c46565b602090810291909101015260010161209b565b508060405160200161216b9190612d9b565b6040516020818303038152906040528051906020012091505092915050565b5f6001600160a01b03831615801590611e065750826001600160a01b0316846001600160a01b031614806121c357506121c38484610b70565b80611e065750505f908152600460205260409020546001600160a01b03908116911614919050565b5f60ff8216601f81111561064a57604051632cd44ac360e21b815260040160405180910390fd5b5f80806041849003612246578435602086013560408701355f1a612238898285856122c3565b955095509550505050612250565b505f915060029050825b93509350939050565b60408051630b135d3f60e11b808252600482018690526024820192909252604481018390525f91908390818660648301375f82606483010152601f820160051c60051b915060205f60648401838b5afa9050825f5114601f3d111681169350505050949350505050565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08411156122fc57505f91506003905082612381565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa15801561234d573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b03811661237857505f925060019150829050612381565b92505f91508190505b9450945094915050565b6040518061014001604052805f81526020015f81526020015f81526020015f81526020015f81526020015f81526020016123e860405180606001604052805f61ffff1681526020015f61ffff1681526020015f61ffff1681525090565b81525f602082018190526040820181905260609091015290565b6001600160e01b031981168114611f18575f5ffd5b5f60208284031215612427575f5ffd5b8135610b2981612402565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b602081525f610b296020830184612432565b5f60208284031215612482575f5ffd5b5035919050565b80356001600160a01b0381168114610f85575f5ffd5b5f5f604083850312156124b0575f5ffd5b6124b983612489565b946020939093013593505050565b5f5f5f606084860312156124d9575f5ffd5b6124e284612489565b92506124f060208501612489565b929592945050506040919091013590565b602080825282518282018190525f918401906040840190835b8181101561254457835180518452602090810151818501529093019260409092019160010161251a565b509095945050505050565b5f61018082019050825182526020830151602083015260408301516040830152606083015160608301526080830151608083015260a083015160a083015260c08301516125c260c084018261ffff815116825261ffff602082015116602083015261ffff60408201511660408301525050565b5060e08301511515610120838101919091526101008401516001600160401b0316610140840152909201516001600160a01b03166101609091015290565b5f60208284031215612610575f5ffd5b610b2982612489565b60ff60f81b8816815260e060208201525f61263760e0830189612432565b82810360408401526126498189612432565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b8181101561269e578351835260209384019390920191600101612680565b50909b9a5050505050505050505050565b5f606082840312156126bf575f5ffd5b50919050565b5f5f83601f8401126126d5575f5ffd5b5081356001600160401b038111156126eb575f5ffd5b602083019150836020828501011115612702575f5ffd5b9250929050565b5f5f5f5f5f5f60e0878903121561271e575f5ffd5b61272787612489565b95506020870135945061273d88604089016126af565b935060a0870135925060c08701356001600160401b0381111561275e575f5ffd5b61276a89828a016126c5565b979a9699509497509295939492505050565b5f61014082840312156126bf575f5ffd5b5f6020828403121561279d575f5ffd5b81356001600160401b038111156127b2575f5ffd5b611e068482850161277c565b5f5f608083850312156127cf575f5ffd5b823591506127e084602085016126af565b90509250929050565b80358015158114610f85575f5ffd5b5f5f60408385031215612809575f5ffd5b61281283612489565b91506127e0602084016127e9565b5f5f5f60608486031215612832575f5ffd5b505081359360208301359350604090920135919050565b634e487b7160e01b5f52604160045260245ffd5b604051601f8201601f191681016001600160401b038111828210171561288557612885612849565b604052919050565b5f5f5f5f608085870312156128a0575f5ffd5b6128a985612489565b93506128b760208601612489565b92506040850135915060608501356001600160401b038111156128d8575f5ffd5b8501601f810187136128e8575f5ffd5b80356001600160401b0381111561290157612901612849565b612914601f8201601f191660200161285d565b818152886020838501011115612928575f5ffd5b816020840160208301375f6020838301015280935050505092959194509250565b5f5f5f5f5f6080868803121561295d575f5ffd5b61296686612489565b945060208601356001600160401b03811115612980575f5ffd5b61298c8882890161277c565b9450506040860135925060608601356001600160401b038111156129ae575f5ffd5b6129ba888289016126c5565b969995985093965092949392505050565b5f5f604083850312156129dc575f5ffd5b823591506127e0602084016127e9565b5f5f604083850312156129fd575f5ffd5b612a0683612489565b91506127e060208401612489565b5f5f5f5f5f5f5f60c0888a031215612a2a575f5ffd5b612a3388612489565b96506020880135955060408801359450606088013593506080880135925060a08801356001600160401b03811115612a69575f5ffd5b612a758a828b016126c5565b989b979a50959850939692959293505050565b5f5f5f5f5f5f60a08789031215612a9d575f5ffd5b612aa687612489565b955060208701359450612abb604088016127e9565b93506060870135925060808701356001600160401b0381111561275e575f5ffd5b600181811c90821680612af057607f821691505b6020821081036126bf57634e487b7160e01b5f52602260045260245ffd5b5f81518060208401855e5f93019283525090919050565b5f611e06612b338386612b0e565b84612b0e565b61ffff81168114611f18575f5ffd5b5f60208284031215612b58575f5ffd5b8135610b2981612b39565b8135612b6e81612b39565b81546020840135612b7e81612b39565b6040850135612b8c81612b39565b65ffff000000008160201b1661ffff851665ffffffffffff1985161763ffff00008460101b1617178555505050505050565b5f5f8335601e19843603018112612bd3575f5ffd5b8301803591506001600160401b03821115612bec575f5ffd5b6020019150600681901b3603821315612702575f5ffd5b5f60208284031215612c13575f5ffd5b5051919050565b634e487b7160e01b5f52601160045260245ffd5b5f60018201612c3f57612c3f612c1a565b5060010190565b634e487b7160e01b5f52603260045260245ffd5b5f6060828403128015612c6b575f5ffd5b50604051606081016001600160401b0381118282101715612c8e57612c8e612849565b6040528235612c9c81612b39565b81526020830135612cac81612b39565b60208201526040830135612cbf81612b39565b60408201529392505050565b858152602081018590526040810184905260806060820181905281018290525f8360a08301825b85811015612d1a57823582526020808401359083015260409283019290910190600101612cf2565b5098975050505050505050565b6001600160a01b03858116825284166020820152604081018390526080606082018190525f90610b5b90830184612432565b5f60208284031215612d69575f5ffd5b8151610b2981612402565b634e487b7160e01b5f52602160045260245ffd5b8082018082111561064a5761064a612c1a565b81515f90829060208501835b82811015612dc5578151845260209384019390910190600101612da7565b50919594505050505056fea164736f6c6343000825000a' as const;
+
 export const OpenTokenAbi = [
   {
     "inputs": [

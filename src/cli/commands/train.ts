@@ -82,7 +82,7 @@ export async function followJob(
 
 export async function train(
   flags: AuthFlags & {
-    base: string;
+    base?: string;
     datanet: string[];
     template?: string;
     steps?: string;
@@ -103,7 +103,7 @@ export async function train(
     }).filter(([, v]) => v !== undefined),
   );
   const body = {
-    baseModel: flags.base,
+    ...(flags.base === undefined ? {} : { baseModel: flags.base }),
     datanets: flags.datanet.map(parseDatanetRef),
     ...(flags.template ? { template: flags.template } : {}),
     hyperparameters,

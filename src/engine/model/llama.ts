@@ -1,7 +1,7 @@
 /**
- * The Llama forward pass for inference, in the manner of llama2.c's `run.c`: one readable file,
- * the shapes in comments, float32 weights, preallocated buffers and inner loops that allocate
- * nothing.
+ * The Llama-family forward pass for inference (Llama, Mistral, Qwen2), in the manner of llama2.c's
+ * `run.c`: one readable file, the shapes in comments, float32 weights, preallocated buffers and
+ * inner loops that allocate nothing.
  *
  * Notation: dim = embedding length, hidden = feed-forward length, nH = heads, nKV = key/value
  * heads (grouped-query attention when nKV < nH), hd = head dim = dim / nH, kvDim = nKV · hd,
@@ -24,11 +24,17 @@
  *
  * then logits = W_output · (rmsnorm(x) ⊙ output_norm)  [vocab].
  *
+ * Qwen2 (llama.cpp `llm_build_qwen2`) is this block with biases added to q, k and v (and NeoX
+ * RoPE, below). Mistral is llama in GGUF; llama.cpp's llama architecture ignores Mistral 7B v0.1's
+ * 4096-position sliding window, and so do we: the same as llama.cpp at any length, and the same
+ * as the original model for sequences up to 4096 tokens.
+ *
  * RoPE: llama.cpp's "normal" rope (LLAMA_ROPE_TYPE_NORM, the type of arch `llama`) rotates
  * consecutive pairs (x[2i], x[2i+1]) by θ = pos · base^(−2i/ropeDim), as llama2.c's run.c does.
  * Verified on aidreams260K: this pairing reproduces the known greedy continuation of llama.cpp
  * and run.c, while the NeoX pairing (x[i], x[i + ropeDim/2]) does not (see
  * test/engine-llama.test.ts). llama2.c exports therefore need no q/k permutation in GGUF.
+ * Qwen2 uses LLAMA_ROPE_TYPE_NEOX: the pairs (x[i], x[i + ropeDim/2]), the Hugging Face layout.
  *
  * Every dot product accumulates in float64 (JavaScript numbers) and is stored as float32; a
  * batch computes each output with exactly the same operations as one token at a time, so
@@ -37,9 +43,12 @@
 import { readFile } from 'node:fs/promises';
 import { OpenLedgerError } from '../../errors.ts';
 import type { ErrorCode } from '../../errors.ts';
-import { GgufFile, ggmlTypeName, llamaHyperparams, readGguf } from '../gguf/index.ts';
-import type { GgufTensorInfo } from '../gguf/index.ts';
+import { GgufFile, llamaHyperparams, readGguf } from '../gguf/index.ts';
 import { SentencePieceTokenizer } from '../tokenizer/index.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
+import { BATCH, DecoderModel } from './decoder.ts';
+import { addBias, causalAttention, matmul, rmsnorm } from './ops.ts';
+import { GgufTensorLoader } from './tensors.ts';
 
 export interface LlamaConfig {
   /** Embedding length (model width). */
@@ -98,6 +107,10 @@ export interface LlamaWeights {
   outputNorm: Float32Array;
   /** [vocab][dim] `output` (wcls); the same array as tokenEmbd when the embeddings are tied. */
   output: Float32Array;
+  /** Per layer, the biases it has (Qwen2: q, k, v); absent when no layer has any. */
+  layerBiases?: LlamaLayerBiases[];
+  /** [vocab] `output.bias` (some Qwen2 exports). */
+  outputBias?: Float32Array;
 }
 
 /** The GGUF tensor name of each layer weight, without `blk.N.` and `.weight`. */
@@ -113,43 +126,44 @@ export const LLAMA_LAYER_TENSORS: Readonly<Record<keyof LlamaLayerWeights, strin
   ffnDown: 'ffn_down',
 };
 
-export interface LlamaModelOptions {
+/**
+ * Optional biases of one block (Qwen2 has them on q, k and v; llama.cpp accepts them on any
+ * llama-family model). Names as in `LlamaLayerWeights`, GGUF `blk.N.<name>.bias`.
+ */
+export interface LlamaLayerBiases {
+  /** [nH·hd] */
+  attnQ?: Float32Array;
+  /** [kvDim] */
+  attnK?: Float32Array;
+  /** [kvDim] */
+  attnV?: Float32Array;
+  /** [dim] */
+  attnOutput?: Float32Array;
+}
+
+export interface LlamaModelOptions<Tok extends Tokenizer = SentencePieceTokenizer> {
   /** The tokenizer `generate` uses for text prompts (the GGUF's own when loaded from one). */
-  tokenizer?: SentencePieceTokenizer;
+  tokenizer?: Tok;
   /** Cap the KV cache below the model's context length, to save memory. */
   contextLength?: number;
+  /**
+   * The GGUF architecture the weights came from (default 'llama'): 'qwen2' is the same forward
+   * pass with q/k/v biases and NeoX RoPE; exporters write it back.
+   */
+  arch?: 'llama' | 'qwen2';
 }
-
-export interface GenerateOptions {
-  /** Stop when the model produces EOS (default true); EOS is not included in the result. */
-  stopAtEos?: boolean;
-  /** For a text prompt: prepend BOS (default: the tokenizer's add_bos_token). */
-  addBos?: boolean;
-  /** Called with each generated token as soon as it is chosen. */
-  onToken?: (token: number) => void;
-}
-
-export interface GenerateResult {
-  /** The prompt's tokens, BOS included when added. */
-  promptTokens: number[];
-  /** The generated tokens. */
-  tokens: number[];
-  /** The generated text (a continuation: its leading space is kept); '' without a tokenizer. */
-  text: string;
-  stoppedBy: 'eos' | 'maxTokens' | 'context';
-}
-
-/** Tokens per batch in `forwardSequence`: bounds the scratch memory (T rows of every buffer). */
-const BATCH = 32;
 
 /**
- * A Llama model with its KV cache. The cache makes it stateful: one instance runs one sequence at
- * a time (positions are explicit, so a new sequence simply starts again at position 0).
+ * A Llama-family model (Llama, Mistral, Qwen2) with its KV cache. The cache makes it stateful:
+ * one instance runs one sequence at a time (positions are explicit, so a new sequence simply
+ * starts again at position 0).
  */
-export class LlamaModel {
-  readonly config: LlamaConfig;
+export class LlamaModel<Tok extends Tokenizer = SentencePieceTokenizer> extends DecoderModel<
+  LlamaConfig,
+  Tok
+> {
+  readonly arch: 'llama' | 'qwen2';
   readonly weights: LlamaWeights;
-  readonly tokenizer: SentencePieceTokenizer | undefined;
 
   // KV cache, per layer: [ctx][kvDim]
   private readonly keyCache: Float32Array[];
@@ -161,9 +175,6 @@ export class LlamaModel {
   // attention scores of one head: [ctx]; its output before normalising: [hd]
   private readonly att: Float32Array;
   private readonly acc: Float64Array;
-  // logits of one token: [vocab]; the token `forward` runs
-  private readonly logits: Float32Array;
-  private readonly one = new Int32Array(1);
   // activations of a batch of up to `capacity` tokens (grown on demand, at most BATCH)
   private capacity = 0;
   private x = new Float32Array(0); // [T][dim] the residual stream
@@ -175,21 +186,16 @@ export class LlamaModel {
   private hb = new Float32Array(0); // [T][hidden] gate, then silu(gate) ⊙ up
   private hb2 = new Float32Array(0); // [T][hidden] up
 
-  constructor(config: LlamaConfig, weights: LlamaWeights, options: LlamaModelOptions = {}) {
+  constructor(config: LlamaConfig, weights: LlamaWeights, options: LlamaModelOptions<Tok> = {}) {
     const contextLength = Math.min(config.contextLength, options.contextLength ?? Infinity);
-    this.config = { ...config, contextLength };
-    checkConfig(this.config, 'llama model', 'VALIDATION_FAILED');
-    checkWeights(this.config, weights);
+    const checked = { ...config, contextLength };
+    checkConfig(checked, 'llama model', 'VALIDATION_FAILED');
+    checkWeights(checked, weights);
+    super(checked, options.tokenizer);
+    this.arch = options.arch ?? 'llama';
     this.weights = weights;
-    this.tokenizer = options.tokenizer;
-    if (this.tokenizer !== undefined && this.tokenizer.vocabSize > config.vocabSize) {
-      throw new OpenLedgerError(
-        'VALIDATION_FAILED',
-        `the tokenizer has ${this.tokenizer.vocabSize} tokens, the model only ${config.vocabSize}`,
-      );
-    }
 
-    const { nLayers, headDim, nKvHeads, ropeDim, ropeFreqBase, vocabSize } = this.config;
+    const { nLayers, headDim, nKvHeads, ropeDim, ropeFreqBase } = this.config;
     const kvDim = nKvHeads * headDim;
     this.keyCache = Array.from({ length: nLayers }, () => new Float32Array(contextLength * kvDim));
     this.valueCache = Array.from(
@@ -203,7 +209,6 @@ export class LlamaModel {
     this.ropeSin = new Float64Array(ropeDim / 2);
     this.att = new Float32Array(contextLength);
     this.acc = new Float64Array(headDim);
-    this.logits = new Float32Array(vocabSize);
   }
 
   /** The number of weights (a tied output matrix counted once). */
@@ -212,122 +217,19 @@ export class LlamaModel {
     let count = w.tokenEmbd.length + w.outputNorm.length;
     if (w.output !== w.tokenEmbd) count += w.output.length;
     for (const layer of w.layers) for (const t of Object.values(layer)) count += t.length;
-    return count;
-  }
-
-  /**
-   * Runs one token at position `pos` (0-based), reading the KV cache for positions < pos and
-   * writing position pos. Returns the logits [vocab] in a buffer that the next call overwrites
-   * (copy it with `.slice()` to keep it).
-   */
-  forward(token: number, pos: number): Float32Array {
-    const one = this.one;
-    one[0] = token;
-    this.checkTokens(one, pos);
-    this.ensureCapacity(1);
-    this.runBatch(one, 0, 1, pos);
-    this.classify(this.logits, 1, 0);
-    return this.logits;
-  }
-
-  /**
-   * Runs `tokens` at positions startPos, startPos + 1, … (filling the KV cache as `forward` does)
-   * and returns the logits of every position: a new Float32Array [tokens.length][vocab], row t
-   * predicting the token after tokens[t]. Equal, bit for bit, to calling `forward` per token.
-   */
-  forwardSequence(tokens: ArrayLike<number>, startPos = 0): Float32Array {
-    this.checkTokens(tokens, startPos);
-    const { vocabSize } = this.config;
-    const out = new Float32Array(tokens.length * vocabSize);
-    for (let done = 0; done < tokens.length; done += BATCH) {
-      const T = Math.min(BATCH, tokens.length - done);
-      this.ensureCapacity(T);
-      this.runBatch(tokens, done, T, startPos + done);
-      this.classify(out.subarray(done * vocabSize, (done + T) * vocabSize), T, 0);
-    }
-    return out;
-  }
-
-  /**
-   * Greedy decoding (argmax at each step; temperature 0) from a text prompt (tokenized with the
-   * model's tokenizer) or from token ids, for at most `maxTokens` new tokens.
-   */
-  generate(
-    prompt: string | readonly number[],
-    maxTokens: number,
-    options: GenerateOptions = {},
-  ): GenerateResult {
-    const tokenizer = this.tokenizer;
-    let promptTokens: number[];
-    if (typeof prompt === 'string') {
-      if (tokenizer === undefined) {
-        throw new OpenLedgerError('VALIDATION_FAILED', 'this model has no tokenizer', {
-          hint: 'give the prompt as token ids, or load the model with a tokenizer',
-        });
-      }
-      promptTokens = tokenizer.encode(prompt, { addBos: options.addBos, addEos: false });
-    } else {
-      promptTokens = [...prompt];
-    }
-    if (promptTokens.length === 0) {
-      throw new OpenLedgerError('VALIDATION_FAILED', 'the prompt has no tokens', {
-        hint: 'give a non-empty prompt, or start from BOS',
-      });
-    }
-    const { contextLength, vocabSize } = this.config;
-    if (promptTokens.length > contextLength) {
-      throw new OpenLedgerError(
-        'VALIDATION_FAILED',
-        `the prompt has ${promptTokens.length} tokens; the context holds ${contextLength}`,
-      );
-    }
-    const stopAtEos = options.stopAtEos ?? true;
-    const eos = tokenizer?.eosId ?? 2;
-
-    // Prompt: one batched pass that computes only the last position's logits.
-    this.checkTokens(promptTokens, 0);
-    const n = promptTokens.length;
-    for (let done = 0; done < n; done += BATCH) {
-      const T = Math.min(BATCH, n - done);
-      this.ensureCapacity(T);
-      this.runBatch(promptTokens, done, T, done);
-    }
-    this.classify(this.logits, 1, (n - 1) % BATCH); // the last token's row of the last batch
-
-    const tokens: number[] = [];
-    let stoppedBy: GenerateResult['stoppedBy'] = 'maxTokens';
-    for (let pos = n; tokens.length < maxTokens; pos++) {
-      const next = argmax(this.logits, vocabSize);
-      if (stopAtEos && next === eos) {
-        stoppedBy = 'eos';
-        break;
-      }
-      tokens.push(next);
-      options.onToken?.(next);
-      if (tokens.length === maxTokens) break;
-      if (pos >= contextLength) {
-        stoppedBy = 'context';
-        break;
-      }
-      this.forward(next, pos);
-    }
-    const text =
-      tokenizer === undefined
-        ? ''
-        : tokenizer
-            .decode([...promptTokens, ...tokens])
-            .slice(tokenizer.decode(promptTokens).length);
-    return { promptTokens, tokens, text, stoppedBy };
+    for (const biases of w.layerBiases ?? [])
+      for (const b of Object.values(biases)) count += b?.length ?? 0;
+    return count + (w.outputBias?.length ?? 0);
   }
 
   // -------------------------------------------------------------------------------------------
 
   /** The transformer for tokens[from … from+T) at positions pos0 …; leaves x [T][dim]. */
-  private runBatch(tokens: ArrayLike<number>, from: number, T: number, pos0: number): void {
+  protected runBatch(tokens: ArrayLike<number>, from: number, T: number, pos0: number): void {
     const { dim, hiddenDim, nHeads, nKvHeads, headDim, rmsEps } = this.config;
     const qDim = nHeads * headDim;
     const kvDim = nKvHeads * headDim;
-    const { x, xb, q, k, v, attnOut, hb, hb2 } = this;
+    const { x, xb, q, k, v, attnOut, hb, hb2, att, acc } = this;
     const w = this.weights;
 
     // x[t] = token_embd[tokens[t]]
@@ -338,14 +240,18 @@ export class LlamaModel {
 
     for (let l = 0; l < this.config.nLayers; l++) {
       const layer = w.layers[l]!;
+      const biases = w.layerBiases?.[l];
       const keyCache = this.keyCache[l]!;
       const valueCache = this.valueCache[l]!;
 
-      // Attention. xb = rmsnorm(x) ⊙ attn_norm; q, k, v = Wq·xb, Wk·xb, Wv·xb
+      // Attention. xb = rmsnorm(x) ⊙ attn_norm; q, k, v = Wq·xb (+ bq), Wk·xb (+ bk), Wv·xb (+ bv)
       rmsnorm(xb, x, layer.attnNorm, dim, T, rmsEps);
       matmul(q, xb, layer.attnQ, dim, qDim, T); // [T][dim] → [T][qDim]
       matmul(k, xb, layer.attnK, dim, kvDim, T); // [T][dim] → [T][kvDim]
       matmul(v, xb, layer.attnV, dim, kvDim, T);
+      if (biases?.attnQ) addBias(q, biases.attnQ, qDim, T);
+      if (biases?.attnK) addBias(k, biases.attnK, kvDim, T);
+      if (biases?.attnV) addBias(v, biases.attnV, kvDim, T);
 
       for (let t = 0; t < T; t++) {
         const pos = pos0 + t;
@@ -356,11 +262,25 @@ export class LlamaModel {
         keyCache.set(k.subarray(t * kvDim, (t + 1) * kvDim), pos * kvDim);
         valueCache.set(v.subarray(t * kvDim, (t + 1) * kvDim), pos * kvDim);
         // causal attention over positions 0 … pos; the cache rows of this batch up to pos are in
-        this.attention(attnOut, t * qDim, q, t * qDim, keyCache, valueCache, pos);
+        causalAttention(
+          attnOut,
+          t * qDim,
+          q,
+          t * qDim,
+          keyCache,
+          valueCache,
+          pos,
+          nHeads,
+          nKvHeads,
+          headDim,
+          att,
+          acc,
+        );
       }
 
-      // x += Wo·attnOut
+      // x += Wo·attnOut (+ bo)
       matmul(xb, attnOut, layer.attnOutput, qDim, dim, T); // [T][qDim] → [T][dim]
+      if (biases?.attnOutput) addBias(xb, biases.attnOutput, dim, T);
       for (let i = 0; i < T * dim; i++) x[i] = x[i]! + xb[i]!;
 
       // Feed-forward. xb = rmsnorm(x) ⊙ ffn_norm; x += W_down·(silu(W_gate·xb) ⊙ W_up·xb)
@@ -377,15 +297,16 @@ export class LlamaModel {
   }
 
   /**
-   * out [T'][vocab] = W_output · (rmsnorm(x[t]) ⊙ output_norm) for the T' = `rows` batch rows
-   * starting at row `first`.
+   * out [T'][vocab] = W_output · (rmsnorm(x[t]) ⊙ output_norm) (+ output bias) for the T' = `rows`
+   * batch rows starting at row `first`.
    */
-  private classify(out: Float32Array, rows: number, first: number): void {
+  protected classify(out: Float32Array, rows: number, first: number): void {
     const { dim, vocabSize, rmsEps } = this.config;
     const xs = this.x.subarray(first * dim, (first + rows) * dim);
     const xb = this.xb.subarray(0, rows * dim);
     rmsnorm(xb, xs, this.weights.outputNorm, dim, rows, rmsEps);
     matmul(out, xb, this.weights.output, dim, vocabSize, rows); // [T'][dim] → [T'][vocab]
+    if (this.weights.outputBias) addBias(out, this.weights.outputBias, vocabSize, rows);
   }
 
   /** cos and sin of pos · base^(−2i/ropeDim), i < ropeDim/2. */
@@ -421,57 +342,7 @@ export class LlamaModel {
     }
   }
 
-  /**
-   * Multi-head causal attention of one query token at position pos:
-   * out[h·hd …] = Σ_{t ≤ pos} softmax_t(q_h · k_t / √hd) · v_t, with kv head h / (nH/nKV).
-   */
-  private attention(
-    out: Float32Array,
-    outOffset: number,
-    q: Float32Array,
-    qOffset: number,
-    keyCache: Float32Array, // [ctx][kvDim]
-    valueCache: Float32Array, // [ctx][kvDim]
-    pos: number,
-  ): void {
-    const { nHeads, nKvHeads, headDim } = this.config;
-    const kvDim = nKvHeads * headDim;
-    const group = nHeads / nKvHeads; // query heads per kv head
-    const scale = 1 / Math.sqrt(headDim);
-    const { att, acc } = this;
-    for (let h = 0; h < nHeads; h++) {
-      const qh = qOffset + h * headDim;
-      const kvh = Math.floor(h / group) * headDim;
-      // scores: att[t] = q_h · k_t / √hd
-      let max = -Infinity;
-      for (let t = 0; t <= pos; t++) {
-        const kt = t * kvDim + kvh;
-        let score = 0;
-        for (let i = 0; i < headDim; i++) score += q[qh + i]! * keyCache[kt + i]!;
-        score *= scale;
-        att[t] = score;
-        if (score > max) max = score;
-      }
-      // softmax over t ≤ pos
-      let sum = 0;
-      for (let t = 0; t <= pos; t++) {
-        const e = Math.exp(att[t]! - max);
-        att[t] = e;
-        sum += e;
-      }
-      // out_h = Σ_t att[t] · v_t / sum, accumulated in float64 over the cache rows in order
-      acc.fill(0);
-      for (let t = 0; t <= pos; t++) {
-        const a = att[t]!;
-        const vt = t * kvDim + kvh;
-        for (let i = 0; i < headDim; i++) acc[i] = acc[i]! + a * valueCache[vt + i]!;
-      }
-      const oh = outOffset + h * headDim;
-      for (let i = 0; i < headDim; i++) out[oh + i] = acc[i]! / sum;
-    }
-  }
-
-  private ensureCapacity(T: number): void {
+  protected ensureCapacity(T: number): void {
     if (T <= this.capacity) return;
     const { dim, hiddenDim, nHeads, nKvHeads, headDim } = this.config;
     const capacity = Math.max(T, Math.min(BATCH, 2 * this.capacity));
@@ -485,193 +356,16 @@ export class LlamaModel {
     this.hb = new Float32Array(capacity * hiddenDim);
     this.hb2 = new Float32Array(capacity * hiddenDim);
   }
-
-  private checkTokens(tokens: ArrayLike<number>, startPos: number): void {
-    const { contextLength, vocabSize } = this.config;
-    if (!Number.isInteger(startPos) || startPos < 0 || startPos + tokens.length > contextLength) {
-      throw new OpenLedgerError(
-        'VALIDATION_FAILED',
-        `positions ${startPos} to ${startPos + tokens.length - 1} are outside the context of ${contextLength}`,
-        { hint: 'start a new sequence, or load the model with a longer contextLength' },
-      );
-    }
-    for (let i = 0; i < tokens.length; i++) {
-      const token = tokens[i]!;
-      if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
-        throw new OpenLedgerError(
-          'VALIDATION_FAILED',
-          `token ${token} (at index ${i}) is outside the vocabulary of ${vocabSize}`,
-        );
-      }
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Kernels
-
-/**
- * out[t][o] = Σ_i w[o][i] · x[t][i]: x [T][n], w [d][n] row-major, out [T][d].
- *
- * Every output is one sequential float64 sum over i, so a result does not depend on T or on the
- * blocking. The blocking is for speed: several weight rows are walked together (8 for a single
- * token, 4 in a batch) so that independent sums keep the CPU busy and each x[i] is loaded once
- * per block; in a batch, two tokens share every weight load, so the weights are read T/2 times.
- */
-export function matmul(
-  out: Float32Array,
-  x: Float32Array,
-  w: Float32Array,
-  n: number,
-  d: number,
-  T: number,
-): void {
-  let o = 0;
-  if (T === 1) {
-    // one token: rows o … o+7
-    const d8 = d - (d % 8);
-    for (; o < d8; o += 8) {
-      const r0 = o * n;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let s4 = 0;
-      let s5 = 0;
-      let s6 = 0;
-      let s7 = 0;
-      for (let i = 0; i < n; i++) {
-        const xi = x[i]!;
-        s0 += w[r0 + i]! * xi;
-        s1 += w[r0 + n + i]! * xi;
-        s2 += w[r0 + 2 * n + i]! * xi;
-        s3 += w[r0 + 3 * n + i]! * xi;
-        s4 += w[r0 + 4 * n + i]! * xi;
-        s5 += w[r0 + 5 * n + i]! * xi;
-        s6 += w[r0 + 6 * n + i]! * xi;
-        s7 += w[r0 + 7 * n + i]! * xi;
-      }
-      out[o] = s0;
-      out[o + 1] = s1;
-      out[o + 2] = s2;
-      out[o + 3] = s3;
-      out[o + 4] = s4;
-      out[o + 5] = s5;
-      out[o + 6] = s6;
-      out[o + 7] = s7;
-    }
-  }
-  const d4 = d - (d % 4);
-  for (; o < d4; o += 4) {
-    const r0 = o * n;
-    const r1 = r0 + n;
-    const r2 = r1 + n;
-    const r3 = r2 + n;
-    let t = 0;
-    for (; t + 1 < T; t += 2) {
-      // rows o … o+3 × tokens t, t+1
-      const xa = t * n;
-      const xb = xa + n;
-      let a0 = 0;
-      let a1 = 0;
-      let a2 = 0;
-      let a3 = 0;
-      let b0 = 0;
-      let b1 = 0;
-      let b2 = 0;
-      let b3 = 0;
-      for (let i = 0; i < n; i++) {
-        const u = x[xa + i]!;
-        const v = x[xb + i]!;
-        const w0 = w[r0 + i]!;
-        const w1 = w[r1 + i]!;
-        const w2 = w[r2 + i]!;
-        const w3 = w[r3 + i]!;
-        a0 += w0 * u;
-        a1 += w1 * u;
-        a2 += w2 * u;
-        a3 += w3 * u;
-        b0 += w0 * v;
-        b1 += w1 * v;
-        b2 += w2 * v;
-        b3 += w3 * v;
-      }
-      const oa = t * d + o;
-      const ob = oa + d;
-      out[oa] = a0;
-      out[oa + 1] = a1;
-      out[oa + 2] = a2;
-      out[oa + 3] = a3;
-      out[ob] = b0;
-      out[ob + 1] = b1;
-      out[ob + 2] = b2;
-      out[ob + 3] = b3;
-    }
-    for (; t < T; t++) {
-      // rows o … o+3 × the last (or only) token
-      const xt = t * n;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let i = 0; i < n; i++) {
-        const xi = x[xt + i]!;
-        s0 += w[r0 + i]! * xi;
-        s1 += w[r1 + i]! * xi;
-        s2 += w[r2 + i]! * xi;
-        s3 += w[r3 + i]! * xi;
-      }
-      const ot = t * d + o;
-      out[ot] = s0;
-      out[ot + 1] = s1;
-      out[ot + 2] = s2;
-      out[ot + 3] = s3;
-    }
-  }
-  for (; o < d; o++) {
-    // the last d mod 4 rows, one at a time
-    const r0 = o * n;
-    for (let t = 0; t < T; t++) {
-      const xt = t * n;
-      let s0 = 0;
-      for (let i = 0; i < n; i++) s0 += w[r0 + i]! * x[xt + i]!;
-      out[t * d + o] = s0;
-    }
-  }
-}
-
-/** out[t] = x[t] / √(mean(x[t]²) + eps) ⊙ weight, for T rows of n. */
-export function rmsnorm(
-  out: Float32Array,
-  x: Float32Array,
-  weight: Float32Array,
-  n: number,
-  T: number,
-  eps: number,
-): void {
-  for (let t = 0; t < T; t++) {
-    const base = t * n;
-    let ss = 0;
-    for (let i = 0; i < n; i++) ss += x[base + i]! * x[base + i]!;
-    const scale = 1 / Math.sqrt(ss / n + eps);
-    for (let i = 0; i < n; i++) out[base + i] = x[base + i]! * scale * weight[i]!;
-  }
-}
-
-/** The index of the largest of the first n values (the first one on ties). */
-export function argmax(values: Float32Array, n = values.length): number {
-  let best = 0;
-  for (let i = 1; i < n; i++) if (values[i]! > values[best]!) best = i;
-  return best;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Loading
 
 /**
- * Loads a llama-architecture GGUF: hyperparameters from its metadata, every tensor dequantized to
- * float32 (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K), `output` tied to `token_embd` when absent,
- * and its SentencePiece tokenizer when it has one.
+ * Loads a llama-architecture GGUF (Llama 1/2/3, Mistral, llama2.c exports): hyperparameters from
+ * its metadata, every tensor dequantized to float32 (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K),
+ * `output` tied to `token_embd` when absent, and its SentencePiece tokenizer when it has one.
+ * For Qwen2 files and byte-level BPE vocabularies, use `loadModelGguf`.
  */
 export async function loadLlamaGguf(
   input: string | Uint8Array | GgufFile,
@@ -682,7 +376,34 @@ export async function loadLlamaGguf(
   if (hp.arch !== 'llama') {
     throw new OpenLedgerError(
       'GGUF_UNSUPPORTED',
-      `${file.source}: architecture '${hp.arch}' is not llama; this forward pass runs llama only`,
+      `${file.source}: architecture '${hp.arch}' is not llama; loadLlamaGguf runs llama only`,
+      { details: { arch: hp.arch }, hint: 'load it with loadModelGguf' },
+    );
+  }
+  const tokenizer =
+    options.tokenizer ??
+    (file.metadata.has('tokenizer.ggml.tokens') &&
+    file.metadata.get('tokenizer.ggml.model')?.value === 'llama'
+      ? SentencePieceTokenizer.fromGguf(file.metadata)
+      : undefined);
+  return loadLlamaFamilyGguf(file, { ...options, tokenizer });
+}
+
+/**
+ * Loads a llama or qwen2 GGUF (the architecture from its metadata) with the tokenizer given in
+ * `options`, as llama.cpp's `llama` and `qwen2` architectures read it: Qwen2 adds biases to q, k
+ * and v, rotates NeoX pairs, and may have an untied `output` and an `output.bias`. Tensors the
+ * forward pass would not use are refused (GGUF_UNSUPPORTED).
+ */
+export async function loadLlamaFamilyGguf<Tok extends Tokenizer>(
+  file: GgufFile,
+  options: LlamaModelOptions<Tok> = {},
+): Promise<LlamaModel<Tok>> {
+  const hp = llamaHyperparams(file.metadata);
+  if (hp.arch !== 'llama' && hp.arch !== 'qwen2') {
+    throw new OpenLedgerError(
+      'GGUF_UNSUPPORTED',
+      `${file.source}: architecture '${hp.arch}' is not of the llama family (llama, qwen2)`,
       { details: { arch: hp.arch } },
     );
   }
@@ -699,54 +420,56 @@ export async function loadLlamaGguf(
     contextLength: hp.contextLength,
     ropeFreqBase: hp.ropeFreqBase,
     ropeDim: hp.ropeDimensionCount,
-    ropeType: 'normal',
+    // llama.cpp's rope type per architecture (llama_model_rope_type): NORM for llama, NEOX for qwen2
+    ropeType: hp.arch === 'qwen2' ? 'neox' : 'normal',
     rmsEps: hp.rmsEps,
   };
   checkConfig(config, file.source, 'GGUF_INVALID');
   const { dim, hiddenDim, nHeads, nKvHeads, headDim } = config;
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
+  const tensors = new GgufTensorLoader(file);
 
-  /** A tensor of ne = dims, as float32. */
-  const load = async (name: string, dims: number[]): Promise<Float32Array> => {
-    const info = file.tensor(name);
-    checkDims(info, dims, file.source);
-    return file.tensorFloat32(info);
-  };
-
-  const tokenEmbd = await load('token_embd.weight', [dim, vocabSize]);
+  const tokenEmbd = await tensors.load('token_embd.weight', [dim, vocabSize]);
   const layers: LlamaLayerWeights[] = [];
+  const layerBiases: LlamaLayerBiases[] = [];
   for (let l = 0; l < config.nLayers; l++) {
     const name = (tensor: string): string => `blk.${l}.${tensor}.weight`;
+    const bias = (tensor: string, length: number): Promise<Float32Array | undefined> =>
+      tensors.optional(`blk.${l}.${tensor}.bias`, [length]);
     layers.push({
-      attnNorm: await load(name('attn_norm'), [dim]),
-      attnQ: await load(name('attn_q'), [dim, qDim]),
-      attnK: await load(name('attn_k'), [dim, kvDim]),
-      attnV: await load(name('attn_v'), [dim, kvDim]),
-      attnOutput: await load(name('attn_output'), [qDim, dim]),
-      ffnNorm: await load(name('ffn_norm'), [dim]),
-      ffnGate: await load(name('ffn_gate'), [dim, hiddenDim]),
-      ffnUp: await load(name('ffn_up'), [dim, hiddenDim]),
-      ffnDown: await load(name('ffn_down'), [hiddenDim, dim]),
+      attnNorm: await tensors.load(name('attn_norm'), [dim]),
+      attnQ: await tensors.load(name('attn_q'), [dim, qDim]),
+      attnK: await tensors.load(name('attn_k'), [dim, kvDim]),
+      attnV: await tensors.load(name('attn_v'), [dim, kvDim]),
+      attnOutput: await tensors.load(name('attn_output'), [qDim, dim]),
+      ffnNorm: await tensors.load(name('ffn_norm'), [dim]),
+      ffnGate: await tensors.load(name('ffn_gate'), [dim, hiddenDim]),
+      ffnUp: await tensors.load(name('ffn_up'), [dim, hiddenDim]),
+      ffnDown: await tensors.load(name('ffn_down'), [hiddenDim, dim]),
     });
+    // Optional for both architectures in llama.cpp (create_tensor_qkv, wo_b: TENSOR_NOT_REQUIRED).
+    const biases: LlamaLayerBiases = {};
+    const q = await bias('attn_q', qDim);
+    const k = await bias('attn_k', kvDim);
+    const v = await bias('attn_v', kvDim);
+    const o = await bias('attn_output', dim);
+    if (q) biases.attnQ = q;
+    if (k) biases.attnK = k;
+    if (v) biases.attnV = v;
+    if (o) biases.attnOutput = o;
+    layerBiases.push(biases);
   }
-  const outputNorm = await load('output_norm.weight', [dim]);
-  const output =
-    file.findTensor('output.weight') === undefined
-      ? tokenEmbd
-      : await load('output.weight', [dim, vocabSize]);
+  const outputNorm = await tensors.load('output_norm.weight', [dim]);
+  const output = (await tensors.optional('output.weight', [dim, vocabSize])) ?? tokenEmbd;
+  const outputBias =
+    hp.arch === 'qwen2' ? await tensors.optional('output.bias', [vocabSize]) : undefined;
+  tensors.checkAllUsed(hp.arch);
 
-  const tokenizer =
-    options.tokenizer ??
-    (file.metadata.has('tokenizer.ggml.tokens') &&
-    file.metadata.get('tokenizer.ggml.model')?.value === 'llama'
-      ? SentencePieceTokenizer.fromGguf(file.metadata)
-      : undefined);
-  return new LlamaModel(
-    config,
-    { tokenEmbd, layers, outputNorm, output },
-    { ...options, tokenizer },
-  );
+  const weights: LlamaWeights = { tokenEmbd, layers, outputNorm, output };
+  if (layerBiases.some((b) => Object.keys(b).length > 0)) weights.layerBiases = layerBiases;
+  if (outputBias) weights.outputBias = outputBias;
+  return new LlamaModel<Tok>(config, weights, { ...options, arch: hp.arch });
 }
 
 /**
@@ -924,17 +647,26 @@ function checkWeights(config: LlamaConfig, weights: LlamaWeights): void {
       expect(`blk.${l}.${LLAMA_LAYER_TENSORS[key]}`, layer[key], sizes[key]);
     }
   });
-}
-
-function checkDims(info: GgufTensorInfo, dims: number[], source: string): void {
-  const same = info.dims.length === dims.length && info.dims.every((ne, i) => ne === dims[i]);
-  if (!same) {
-    throw new OpenLedgerError(
-      'GGUF_INVALID',
-      `${source}: tensor '${info.name}' (${ggmlTypeName(info.type)}) has ne [${info.dims.join(', ')}], expected [${dims.join(', ')}]`,
-      { details: { tensor: info.name, found: info.dims, expected: dims } },
-    );
+  if (weights.layerBiases !== undefined) {
+    if (weights.layerBiases.length !== nLayers) {
+      throw invalidWeights(`biases for ${weights.layerBiases.length} layers, expected ${nLayers}`);
+    }
+    const biasSizes: Record<keyof LlamaLayerBiases, number> = {
+      attnQ: qDim,
+      attnK: kvDim,
+      attnV: kvDim,
+      attnOutput: dim,
+    };
+    weights.layerBiases.forEach((biases, l) => {
+      for (const key of Object.keys(biases) as (keyof LlamaLayerBiases)[]) {
+        if (!(key in biasSizes)) throw invalidWeights(`blk.${l} has an unknown bias '${key}'`);
+        const bias = biases[key];
+        if (bias !== undefined)
+          expect(`blk.${l}.${LLAMA_LAYER_TENSORS[key]}.bias`, bias, biasSizes[key]);
+      }
+    });
   }
+  if (weights.outputBias !== undefined) expect('output.bias', weights.outputBias, vocabSize);
 }
 
 function invalidWeights(message: string): OpenLedgerError {

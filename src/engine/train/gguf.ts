@@ -1,11 +1,12 @@
 /**
  * LoRA adapters as GGUF files, in the format llama.cpp loads (`--lora`, llama-adapter.cpp):
  *
- *     general.architecture = "llama"    must match the base model's
+ *     general.architecture = "llama"    must match the base model's ("qwen2", "gpt2", …)
  *     general.type         = "adapter"
  *     adapter.type         = "lora"
  *     adapter.lora.alpha   = alpha      FLOAT32 (llama.cpp aborts on another type)
  *     blk.N.<target>.weight.lora_a     F32, ne = [in, r]   (A, row-major [r][in])
+ *                                      (GPT-2's targets: attn_qkv, attn_output, ffn_up, ffn_down)
  *     blk.N.<target>.weight.lora_b     F32, ne = [r, out]  (B, row-major [out][r])
  *
  * llama.cpp then uses W + (alpha / r) · scale · B·A, with r = ne[1] of lora_a and scale the
@@ -22,9 +23,15 @@ import {
   writeGguf,
 } from '../gguf/index.ts';
 import type { GgufTensorInput, GgufValue, GgufWriteResult } from '../gguf/index.ts';
-import type { LlamaConfig } from '../model/index.ts';
-import { LORA_TARGETS, LoraAdapter } from './lora.ts';
-import type { LoraPair, LoraTarget } from './lora.ts';
+import { ALL_LORA_TARGETS, GPT2_LORA_TARGETS, LORA_TARGETS, LoraAdapter } from './lora.ts';
+import type { AnyLoraTarget, LoraModelShape, LoraPair } from './lora.ts';
+
+/** The architectures whose adapters we read, and the targets of each. */
+const ADAPTER_TARGETS: Readonly<Record<string, readonly AnyLoraTarget[]>> = {
+  llama: LORA_TARGETS,
+  qwen2: LORA_TARGETS,
+  gpt2: GPT2_LORA_TARGETS,
+};
 
 export interface SaveLoraOptions {
   /** alpha written to `adapter.lora.alpha` (default: the adapter's). */
@@ -82,7 +89,7 @@ export async function saveLoraGguf(
 
 export interface LoadLoraOptions {
   /** Check the adapter against this base model and give it all of its layers. */
-  modelConfig?: LlamaConfig;
+  modelConfig?: LoraModelShape;
   /** The dropout of the returned config (not stored in GGUF; default 0). */
   dropout?: number;
 }
@@ -114,10 +121,11 @@ export async function loadLoraGguf(
   const adapterType = ggufString(meta, 'adapter.type', '');
   if (adapterType !== 'lora') fail(`adapter.type is '${adapterType}', expected 'lora'`);
   const arch = ggufString(meta, 'general.architecture', '');
-  if (arch !== 'llama') {
+  const archTargets = ADAPTER_TARGETS[arch];
+  if (archTargets === undefined) {
     throw new OpenLedgerError(
       'GGUF_UNSUPPORTED',
-      `${file.source}: the adapter is for architecture '${arch}'; only llama adapters are supported`,
+      `${file.source}: the adapter is for architecture '${arch}'; supported: ${Object.keys(ADAPTER_TARGETS).join(', ')}`,
     );
   }
 
@@ -126,12 +134,12 @@ export async function loadLoraGguf(
   let nLayers = 0;
   for (const info of file.tensors) {
     const match = TENSOR_NAME.exec(info.name);
-    const target = match?.[2] as LoraTarget | undefined;
-    if (match === null || !(LORA_TARGETS as readonly string[]).includes(target!)) {
+    const target = match?.[2] as AnyLoraTarget | undefined;
+    if (match === null || !archTargets.includes(target!)) {
       throw new OpenLedgerError(
         'GGUF_UNSUPPORTED',
-        `${file.source}: tensor '${info.name}' is not a LoRA of a llama layer weight`,
-        { hint: `supported: blk.N.{${LORA_TARGETS.join(',')}}.weight.lora_{a,b}` },
+        `${file.source}: tensor '${info.name}' is not a LoRA of a ${arch} layer weight`,
+        { hint: `supported: blk.N.{${archTargets.join(',')}}.weight.lora_{a,b}` },
       );
     }
     const [, layerText, , kind] = match as unknown as [string, string, string, 'a' | 'b'];
@@ -160,13 +168,13 @@ export async function loadLoraGguf(
     nLayers = options.modelConfig.nLayers;
   }
 
-  const layers: Partial<Record<LoraTarget, LoraPair>>[] = Array.from(
+  const layers: Partial<Record<AnyLoraTarget, LoraPair>>[] = Array.from(
     { length: nLayers },
     () => ({}),
   );
-  const targets = new Set<LoraTarget>();
+  const targets = new Set<AnyLoraTarget>();
   for (const [key, entry] of found) {
-    const [layerText, target] = key.split('.') as [string, LoraTarget];
+    const [layerText, target] = key.split('.') as [string, AnyLoraTarget];
     const name = `blk.${layerText}.${target}.weight`;
     if (entry.a === undefined || entry.b === undefined) {
       fail(`${name} has lora_${entry.a === undefined ? 'b' : 'a'} without its partner`);
@@ -182,7 +190,7 @@ export async function loadLoraGguf(
       rank,
       alpha: storedAlpha > 0 ? storedAlpha : rank,
       dropout: options.dropout ?? 0,
-      targets: LORA_TARGETS.filter((t) => targets.has(t)),
+      targets: ALL_LORA_TARGETS.filter((t) => targets.has(t)),
     },
     layers,
   );

@@ -11,232 +11,13 @@
  * storage. Backward functions ADD into their gradient outputs (`+=`), as llm.c's do, so a
  * buffer that receives several contributions (dx of q, k and v) must be zeroed first.
  *
- * Every matrix product goes through `matmulForward` / `matmulBackward`, so that one place can
- * later hand them to another backend (onnxruntime).
+ * Matrix products are not here: they go through a `MatmulBackend` (src/engine/kernels), which
+ * runs them on onnxruntime or in plain TypeScript.
  */
+import { scratch64 } from '../kernels/matmul.ts';
+import type { Floats } from '../kernels/matmul.ts';
 
-/** Storage of activations and gradients. */
-export type Floats = Float32Array | Float64Array;
-
-let scratch = new Float64Array(0);
-/** A float64 scratch of at least n values (reused; contents undefined). */
-function scratch64(n: number): Float64Array {
-  if (scratch.length < n) scratch = new Float64Array(Math.max(n, 2 * scratch.length));
-  return scratch;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Matmul
-
-/**
- * Rows of inp (and of dinp's float64 sums) per tile: about 128 KiB of float64, so a tile stays
- * in the L2 cache while every weight row streams past it once.
- */
-function tileRows(C: number): number {
-  return Math.max(2, 2 * Math.floor(8192 / C));
-}
-
-/**
- * out [BT][OC] = inp [BT][C] · weight [OC][C]ᵀ, i.e. out[t][o] = Σ_c inp[t][c] · W[o][c].
- *
- * Each output is one sequential float64 sum over c (the order of the inference `matmul`, so a
- * float32 result is the same bit for bit). Blocking, for speed only: a tile of inp rows stays in
- * cache while the weight goes by once per tile, 4 weight rows at a time (in L1), each against 2
- * rows of inp, so that every loaded weight serves two rows and eight independent sums keep the
- * CPU busy.
- */
-export function matmulForward(
-  out: Floats,
-  inp: Floats,
-  weight: Floats,
-  BT: number,
-  C: number,
-  OC: number,
-): void {
-  const oc4 = OC - (OC % 4);
-  const TB = tileRows(C);
-  for (let t0 = 0; t0 < BT; t0 += TB) {
-    const t1 = Math.min(BT, t0 + TB);
-    let o = 0;
-    for (; o < oc4; o += 4) {
-      const r0 = o * C;
-      const r1 = r0 + C;
-      const r2 = r1 + C;
-      const r3 = r2 + C;
-      let t = t0;
-      for (; t + 1 < t1; t += 2) {
-        // rows o … o+3 × rows t, t+1 of inp
-        const xa = t * C;
-        const xb = xa + C;
-        let a0 = 0;
-        let a1 = 0;
-        let a2 = 0;
-        let a3 = 0;
-        let b0 = 0;
-        let b1 = 0;
-        let b2 = 0;
-        let b3 = 0;
-        for (let c = 0; c < C; c++) {
-          const u = inp[xa + c]!;
-          const v = inp[xb + c]!;
-          const w0 = weight[r0 + c]!;
-          const w1 = weight[r1 + c]!;
-          const w2 = weight[r2 + c]!;
-          const w3 = weight[r3 + c]!;
-          a0 += w0 * u;
-          a1 += w1 * u;
-          a2 += w2 * u;
-          a3 += w3 * u;
-          b0 += w0 * v;
-          b1 += w1 * v;
-          b2 += w2 * v;
-          b3 += w3 * v;
-        }
-        const oa = t * OC + o;
-        const ob = oa + OC;
-        out[oa] = a0;
-        out[oa + 1] = a1;
-        out[oa + 2] = a2;
-        out[oa + 3] = a3;
-        out[ob] = b0;
-        out[ob + 1] = b1;
-        out[ob + 2] = b2;
-        out[ob + 3] = b3;
-      }
-      if (t < t1) {
-        // the tile's last row when it has an odd number
-        const xa = t * C;
-        let a0 = 0;
-        let a1 = 0;
-        let a2 = 0;
-        let a3 = 0;
-        for (let c = 0; c < C; c++) {
-          const u = inp[xa + c]!;
-          a0 += weight[r0 + c]! * u;
-          a1 += weight[r1 + c]! * u;
-          a2 += weight[r2 + c]! * u;
-          a3 += weight[r3 + c]! * u;
-        }
-        const oa = t * OC + o;
-        out[oa] = a0;
-        out[oa + 1] = a1;
-        out[oa + 2] = a2;
-        out[oa + 3] = a3;
-      }
-    }
-    for (; o < OC; o++) {
-      // the last OC mod 4 weight rows, one at a time
-      const r0 = o * C;
-      for (let t = t0; t < t1; t++) {
-        const xa = t * C;
-        let a0 = 0;
-        for (let c = 0; c < C; c++) a0 += weight[r0 + c]! * inp[xa + c]!;
-        out[t * OC + o] = a0;
-      }
-    }
-  }
-}
-
-/**
- * The backward of `matmulForward`, accumulating:
- *
- *     dinp    [BT][C]  += dout [BT][OC] · weight [OC][C]
- *     dweight [OC][C]  += dout [BT][OC]ᵀ · inp [BT][C]
- *
- * Either output may be null when it is not wanted (a frozen weight needs no dweight; the first
- * layer's input needs no dinp). Sums run in float64 and are added to the outputs once. dinp is
- * blocked like the forward: a tile of float64 rows stays in cache while the weight streams past
- * once, 4 weight rows × 2 rows of dout at a time.
- */
-export function matmulBackward(
-  dinp: Floats | null,
-  dweight: Floats | null,
-  dout: Floats,
-  inp: Floats,
-  weight: Floats,
-  BT: number,
-  C: number,
-  OC: number,
-): void {
-  if (dinp !== null) {
-    // dinp[t][:] += Σ_o dout[t][o] · W[o][:]
-    const TB = tileRows(C);
-    const acc = scratch64(TB * C);
-    const oc4 = OC - (OC % 4);
-    for (let t0 = 0; t0 < BT; t0 += TB) {
-      const t1 = Math.min(BT, t0 + TB);
-      acc.fill(0, 0, (t1 - t0) * C);
-      let o = 0;
-      for (; o < oc4; o += 4) {
-        const r0 = o * C;
-        const r1 = r0 + C;
-        const r2 = r1 + C;
-        const r3 = r2 + C;
-        for (let t = t0; t < t1; t += 2) {
-          const ia = (t - t0) * C;
-          const da = t * OC + o;
-          const a0 = dout[da]!;
-          const a1 = dout[da + 1]!;
-          const a2 = dout[da + 2]!;
-          const a3 = dout[da + 3]!;
-          if (t + 1 < t1) {
-            // rows t, t+1 × weight rows o … o+3
-            const ib = ia + C;
-            const db = da + OC;
-            const b0 = dout[db]!;
-            const b1 = dout[db + 1]!;
-            const b2 = dout[db + 2]!;
-            const b3 = dout[db + 3]!;
-            for (let c = 0; c < C; c++) {
-              const w0 = weight[r0 + c]!;
-              const w1 = weight[r1 + c]!;
-              const w2 = weight[r2 + c]!;
-              const w3 = weight[r3 + c]!;
-              acc[ia + c] = acc[ia + c]! + (a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3);
-              acc[ib + c] = acc[ib + c]! + (b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3);
-            }
-          } else {
-            // the tile's last row when it has an odd number
-            for (let c = 0; c < C; c++) {
-              const sum =
-                a0 * weight[r0 + c]! +
-                a1 * weight[r1 + c]! +
-                a2 * weight[r2 + c]! +
-                a3 * weight[r3 + c]!;
-              acc[ia + c] = acc[ia + c]! + sum;
-            }
-          }
-        }
-      }
-      for (; o < OC; o++) {
-        const r0 = o * C;
-        for (let t = t0; t < t1; t++) {
-          const d = dout[t * OC + o]!;
-          const ia = (t - t0) * C;
-          for (let c = 0; c < C; c++) acc[ia + c] = acc[ia + c]! + d * weight[r0 + c]!;
-        }
-      }
-      const base = t0 * C;
-      const n = (t1 - t0) * C;
-      for (let i = 0; i < n; i++) dinp[base + i] = dinp[base + i]! + acc[i]!;
-    }
-  }
-  if (dweight !== null) {
-    // dweight[o][:] += Σ_t dout[t][o] · inp[t][:]
-    const acc = scratch64(C);
-    for (let o = 0; o < OC; o++) {
-      acc.fill(0, 0, C);
-      for (let t = 0; t < BT; t++) {
-        const d = dout[t * OC + o]!;
-        if (d === 0) continue;
-        const it = t * C;
-        for (let c = 0; c < C; c++) acc[c] = acc[c]! + d * inp[it + c]!;
-      }
-      const wo = o * C;
-      for (let c = 0; c < C; c++) dweight[wo + c] = dweight[wo + c]! + acc[c]!;
-    }
-  }
-}
+export type { Floats };
 
 // ---------------------------------------------------------------------------------------------
 // RMSNorm
@@ -265,8 +46,8 @@ export function rmsnormForward(
 }
 
 /**
- * dinp [BT][C] += backward of rmsnorm (the weight is frozen, so no dweight):
- * with x̂ = inp·rstd and g = dout ⊙ weight, dinp = rstd · (g − x̂ · mean(g ⊙ x̂)).
+ * dinp [BT][C] += backward of rmsnorm: with x̂ = inp·rstd and g = dout ⊙ weight,
+ * dinp = rstd · (g − x̂ · mean(g ⊙ x̂)); and dweight [C] += Σ_t dout ⊙ x̂ when the weight trains.
  */
 export function rmsnormBackward(
   dinp: Floats,
@@ -276,10 +57,14 @@ export function rmsnormBackward(
   rstd: Floats,
   BT: number,
   C: number,
+  dweight?: Floats,
 ): void {
   for (let t = 0; t < BT; t++) {
     const base = t * C;
     const s = rstd[t]!;
+    if (dweight !== undefined) {
+      for (let c = 0; c < C; c++) dweight[c] = dweight[c]! + dout[base + c]! * inp[base + c]! * s;
+    }
     let dot = 0; // Σ g ⊙ x̂
     for (let c = 0; c < C; c++) dot += dout[base + c]! * weight[c]! * inp[base + c]! * s;
     const mean = dot / C;
@@ -288,6 +73,110 @@ export function rmsnormBackward(
       const xhat = inp[base + c]! * s;
       dinp[base + c] = dinp[base + c]! + s * (g - xhat * mean);
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm (GPT-2)
+
+/**
+ * out [BT][C] = (inp − mean) · rstd ⊙ weight + bias, with rstd = 1 / √(var + eps) of the centred
+ * values; mean and rstd [BT] are saved for backward. The operations of the inference
+ * `layernorm`, in its order (so float32 results are identical).
+ */
+export function layernormForward(
+  out: Floats,
+  mean: Floats,
+  rstd: Floats,
+  inp: Floats,
+  weight: Floats,
+  bias: Floats,
+  BT: number,
+  C: number,
+  eps: number,
+): void {
+  for (let t = 0; t < BT; t++) {
+    const base = t * C;
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += inp[base + c]!;
+    const m = sum / C;
+    let ss = 0;
+    for (let c = 0; c < C; c++) {
+      const d = inp[base + c]! - m;
+      ss += d * d;
+    }
+    const s = 1 / Math.sqrt(ss / C + eps);
+    mean[t] = m;
+    rstd[t] = s;
+    for (let c = 0; c < C; c++) out[base + c] = (inp[base + c]! - m) * s * weight[c]! + bias[c]!;
+  }
+}
+
+/**
+ * dinp [BT][C] += backward of layernorm (llm.c's `layernorm_backward`): with x̂ = (inp − mean)·rstd
+ * and g = dout ⊙ weight, dinp = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)); and, when the weight and
+ * bias train, dweight += Σ_t dout ⊙ x̂, dbias += Σ_t dout.
+ */
+export function layernormBackward(
+  dinp: Floats,
+  dout: Floats,
+  inp: Floats,
+  weight: Floats,
+  mean: Floats,
+  rstd: Floats,
+  BT: number,
+  C: number,
+  dweight?: Floats,
+  dbias?: Floats,
+): void {
+  for (let t = 0; t < BT; t++) {
+    const base = t * C;
+    const m = mean[t]!;
+    const s = rstd[t]!;
+    let gMean = 0;
+    let gxMean = 0;
+    for (let c = 0; c < C; c++) {
+      const g = dout[base + c]! * weight[c]!;
+      gMean += g;
+      gxMean += g * (inp[base + c]! - m) * s;
+    }
+    gMean /= C;
+    gxMean /= C;
+    for (let c = 0; c < C; c++) {
+      const xhat = (inp[base + c]! - m) * s;
+      const d = dout[base + c]!;
+      if (dweight !== undefined) dweight[c] = dweight[c]! + d * xhat;
+      if (dbias !== undefined) dbias[c] = dbias[c]! + d;
+      dinp[base + c] = dinp[base + c]! + s * (d * weight[c]! - gMean - xhat * gxMean);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU (tanh approximation, GPT-2's `gelu_new`)
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/** out [N] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), the inference `gelu`'s formula. */
+export function geluForward(out: Floats, inp: Floats, N: number): void {
+  for (let i = 0; i < N; i++) {
+    const x = inp[i]!;
+    out[i] = 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)));
+  }
+}
+
+/**
+ * dinp [N] += dout · gelu′(x), gelu′(x) = 0.5·(1 + tanh u) + 0.5·x·sech²(u)·√(2/π)·(1 + 3·0.044715·x²)
+ * with u = √(2/π)·(x + 0.044715·x³) (llm.c's `gelu_backward`).
+ */
+export function geluBackward(dinp: Floats, inp: Floats, dout: Floats, N: number): void {
+  for (let i = 0; i < N; i++) {
+    const x = inp[i]!;
+    const u = GELU_C * (x + 0.044715 * x * x * x);
+    const th = Math.tanh(u);
+    const sech2 = 1 - th * th;
+    const local = 0.5 * (1 + th) + 0.5 * x * sech2 * GELU_C * (1 + 3 * 0.044715 * x * x);
+    dinp[i] = dinp[i]! + local * dout[i]!;
   }
 }
 
@@ -608,5 +497,107 @@ export function crossEntropyBackward(
     const l = lse[t]!;
     for (let v = 0; v < V; v++) logits[base + v] = Math.exp(logits[base + v]! - l) * m;
     logits[base + targets[t]!] = logits[base + targets[t]!]! - m;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention as batched products (for native matmul backends)
+
+/**
+ * Head-major copy for batched products: dst [B·nDst][T][hd] from src [BT][nSrc·hd], where head h
+ * of dst reads head ⌊h / (nDst / nSrc)⌋ of src (so kv heads are repeated for their query group).
+ */
+export function splitHeads(
+  dst: Floats,
+  src: Floats,
+  B: number,
+  T: number,
+  nSrc: number,
+  nDst: number,
+  hd: number,
+): void {
+  const group = nDst / nSrc;
+  const srcDim = nSrc * hd;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nDst; h++) {
+      const from = Math.floor(h / group) * hd;
+      for (let t = 0; t < T; t++) {
+        const s = (b * T + t) * srcDim + from;
+        const d = ((b * nDst + h) * T + t) * hd;
+        for (let i = 0; i < hd; i++) dst[d + i] = src[s + i]!;
+      }
+    }
+  }
+}
+
+/**
+ * The inverse of `splitHeads`, accumulating: dst [BT][nDst·hd] += src [B·nSrc][T][hd], head h of
+ * src adding into head ⌊h / (nSrc / nDst)⌋ of dst (a query group's gradients sum into its kv head).
+ */
+export function mergeHeads(
+  dst: Floats,
+  src: Floats,
+  B: number,
+  T: number,
+  nSrc: number,
+  nDst: number,
+  hd: number,
+): void {
+  const group = nSrc / nDst;
+  const dstDim = nDst * hd;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nSrc; h++) {
+      const to = Math.floor(h / group) * hd;
+      for (let t = 0; t < T; t++) {
+        const s = ((b * nSrc + h) * T + t) * hd;
+        const d = (b * T + t) * dstDim + to;
+        for (let i = 0; i < hd; i++) dst[d + i] = dst[d + i]! + src[s + i]!;
+      }
+    }
+  }
+}
+
+/** In place over rows [rows][T] of scores (row r is position r mod T): causal softmax of scale·x. */
+export function causalSoftmax(att: Floats, rows: number, T: number, scale: number): void {
+  for (let r = 0; r < rows; r++) {
+    const t = r % T;
+    const row = r * T;
+    let max = -Infinity;
+    for (let t2 = 0; t2 <= t; t2++) {
+      const x = att[row + t2]! * scale;
+      att[row + t2] = x;
+      if (x > max) max = x;
+    }
+    let sum = 0;
+    for (let t2 = 0; t2 <= t; t2++) {
+      const e = Math.exp(att[row + t2]! - max);
+      att[row + t2] = e;
+      sum += e;
+    }
+    for (let t2 = 0; t2 <= t; t2++) att[row + t2] = att[row + t2]! / sum;
+    for (let t2 = t + 1; t2 < T; t2++) att[row + t2] = 0;
+  }
+}
+
+/**
+ * In place: datt [rows][T] becomes d(scores before scaling) = scale · att ⊙ (datt − Σ att ⊙ datt)
+ * (the softmax backward; 0 above the diagonal).
+ */
+export function causalSoftmaxBackward(
+  datt: Floats,
+  att: Floats,
+  rows: number,
+  T: number,
+  scale: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const t = r % T;
+    const row = r * T;
+    let dot = 0;
+    for (let t2 = 0; t2 <= t; t2++) dot += att[row + t2]! * datt[row + t2]!;
+    for (let t2 = 0; t2 <= t; t2++) {
+      datt[row + t2] = scale * att[row + t2]! * (datt[row + t2]! - dot);
+    }
+    for (let t2 = t + 1; t2 < T; t2++) datt[row + t2] = 0;
   }
 }

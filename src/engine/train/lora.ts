@@ -1,5 +1,6 @@
 /**
- * LoRA adapters for the llama architecture (Hu et al., 2021): each adapted weight W [out][in]
+ * LoRA adapters (Hu et al., 2021) for the llama family (Llama, Mistral, Qwen2) and GPT-2: each
+ * adapted weight W [out][in]
  * gets two small trainable matrices, A [r][in] and B [out][r], and the layer computes
  *
  *     y = W·x + (alpha / r) · B·(A·dropout(x))
@@ -10,11 +11,12 @@
  * `….lora_b` with ne = [r, out] is B (see ARCHITECTURE.md §6).
  */
 import { OpenLedgerError } from '../../errors.ts';
-import { LlamaModel } from '../model/index.ts';
-import type { LlamaConfig, LlamaLayerWeights } from '../model/index.ts';
+import { Gpt2Model, LlamaModel } from '../model/index.ts';
+import type { Gpt2LayerWeights, LlamaLayerWeights } from '../model/index.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
 import { Prng } from './prng.ts';
 
-/** The weights a LoRA may adapt, by their GGUF names. */
+/** The weights a LoRA may adapt in a llama-family model (llama, qwen2), by their GGUF names. */
 export const LORA_TARGETS = [
   'attn_q',
   'attn_k',
@@ -26,6 +28,59 @@ export const LORA_TARGETS = [
 ] as const;
 
 export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+/**
+ * The weights a LoRA may adapt in GPT-2: q, k and v are one fused matrix (`attn_qkv`, Hugging
+ * Face's `c_attn`), as llama.cpp applies an adapter to it (`build_lora_mm(wqkv, …)`).
+ */
+export const GPT2_LORA_TARGETS = ['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down'] as const;
+
+export type Gpt2LoraTarget = (typeof GPT2_LORA_TARGETS)[number];
+
+/** A target of any architecture. */
+export type AnyLoraTarget = LoraTarget | Gpt2LoraTarget;
+
+/**
+ * Every target, in the order an adapter lists its tensors (parameters, GGUF files, checkpoints);
+ * restricted to LORA_TARGETS it is LORA_TARGETS' order.
+ */
+export const ALL_LORA_TARGETS: readonly AnyLoraTarget[] = [
+  'attn_q',
+  'attn_k',
+  'attn_v',
+  'attn_qkv',
+  'attn_output',
+  'ffn_gate',
+  'ffn_up',
+  'ffn_down',
+];
+
+/** The Gpt2LayerWeights field of each GPT-2 target, and of its bias. */
+export const GPT2_LORA_TARGET_WEIGHT: Readonly<
+  Record<Gpt2LoraTarget, { weight: keyof Gpt2LayerWeights; bias: keyof Gpt2LayerWeights }>
+> = {
+  attn_qkv: { weight: 'attnQkv', bias: 'attnQkvBias' },
+  attn_output: { weight: 'attnOutput', bias: 'attnOutputBias' },
+  ffn_up: { weight: 'ffnUp', bias: 'ffnUpBias' },
+  ffn_down: { weight: 'ffnDown', bias: 'ffnDownBias' },
+};
+
+/** The dimensions of a model that shape its adapters (LlamaConfig and Gpt2Config have them). */
+export interface LoraModelShape {
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Only GPT-2's config has it (learned positions): it selects GPT-2's targets. */
+  nPositions?: number;
+}
+
+/** The targets a model can adapt: GPT-2's for a GPT-2 config (it has nPositions), else llama's. */
+export function loraTargetsOf(config: LoraModelShape): readonly AnyLoraTarget[] {
+  return config.nPositions === undefined ? LORA_TARGETS : GPT2_LORA_TARGETS;
+}
 
 /** The LlamaLayerWeights field of each target. */
 export const LORA_TARGET_WEIGHT: Readonly<Record<LoraTarget, keyof LlamaLayerWeights>> = {
@@ -45,7 +100,7 @@ export interface LoraConfig {
   alpha: number;
   /** Dropout probability on the adapter's input path while training (0 … <1). */
   dropout: number;
-  targets: readonly LoraTarget[];
+  targets: readonly AnyLoraTarget[];
 }
 
 /** One adapted weight: A [r][in], B [out][r]. */
@@ -65,13 +120,13 @@ export interface LoraParameter {
   /** e.g. `blk.3.attn_q.weight.lora_a` */
   name: string;
   layer: number;
-  target: LoraTarget;
+  target: AnyLoraTarget;
   kind: 'a' | 'b';
   value: Float32Array;
 }
 
 /** [in, out] of a target's weight W [out][in]. */
-export function loraTargetShape(config: LlamaConfig, target: LoraTarget): [number, number] {
+export function loraTargetShape(config: LoraModelShape, target: AnyLoraTarget): [number, number] {
   const { dim, hiddenDim, nHeads, nKvHeads, headDim } = config;
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
@@ -81,6 +136,8 @@ export function loraTargetShape(config: LlamaConfig, target: LoraTarget): [numbe
     case 'attn_k':
     case 'attn_v':
       return [dim, kvDim];
+    case 'attn_qkv':
+      return [dim, qDim + 2 * kvDim];
     case 'attn_output':
       return [qDim, dim];
     case 'ffn_gate':
@@ -91,8 +148,14 @@ export function loraTargetShape(config: LlamaConfig, target: LoraTarget): [numbe
   }
 }
 
-/** Throws VALIDATION_FAILED unless `config` is a usable LoRA configuration. */
-export function checkLoraConfig(config: LoraConfig): void {
+/**
+ * Throws VALIDATION_FAILED unless `config` is a usable LoRA configuration whose targets are among
+ * `allowed` (default: any architecture's).
+ */
+export function checkLoraConfig(
+  config: LoraConfig,
+  allowed: readonly AnyLoraTarget[] = ALL_LORA_TARGETS,
+): void {
   const invalid = (message: string, hint?: string): never => {
     throw new OpenLedgerError('VALIDATION_FAILED', `LoRA config: ${message}`, {
       ...(hint === undefined ? {} : { hint }),
@@ -108,12 +171,18 @@ export function checkLoraConfig(config: LoraConfig): void {
     invalid(`dropout is ${config.dropout}; it must be in [0, 1)`);
   }
   if (config.targets.length === 0) {
-    invalid('no targets', `choose among ${LORA_TARGETS.join(', ')}`);
+    invalid('no targets', `choose among ${allowed.join(', ')}`);
   }
   const seen = new Set<string>();
   for (const target of config.targets) {
-    if (!(LORA_TARGETS as readonly string[]).includes(target)) {
-      invalid(`unknown target '${String(target)}'`, `choose among ${LORA_TARGETS.join(', ')}`);
+    if (!(allowed as readonly string[]).includes(target)) {
+      const known = (ALL_LORA_TARGETS as readonly string[]).includes(target);
+      invalid(
+        known
+          ? `target '${target}' is not a weight of this architecture`
+          : `unknown target '${String(target)}'`,
+        `choose among ${allowed.join(', ')}`,
+      );
     }
     if (seen.has(target)) invalid(`target '${target}' is listed twice`);
     seen.add(target);
@@ -126,9 +195,9 @@ export function checkLoraConfig(config: LoraConfig): void {
  */
 export class LoraAdapter {
   readonly config: Readonly<LoraConfig>;
-  readonly layers: Partial<Record<LoraTarget, LoraPair>>[];
+  readonly layers: Partial<Record<AnyLoraTarget, LoraPair>>[];
 
-  constructor(config: LoraConfig, layers: Partial<Record<LoraTarget, LoraPair>>[]) {
+  constructor(config: LoraConfig, layers: Partial<Record<AnyLoraTarget, LoraPair>>[]) {
     checkLoraConfig(config);
     this.config = { ...config, targets: [...config.targets] };
     this.layers = layers;
@@ -151,13 +220,13 @@ export class LoraAdapter {
    * A new adapter for a model of `modelConfig`: A Kaiming-uniform from `seed`, B zero. The
    * draws go layer by layer, target by target in LORA_TARGETS order, so a seed fixes the adapter.
    */
-  static create(modelConfig: LlamaConfig, config: LoraConfig, seed: number): LoraAdapter {
-    checkLoraConfig(config);
+  static create(modelConfig: LoraModelShape, config: LoraConfig, seed: number): LoraAdapter {
+    checkLoraConfig(config, loraTargetsOf(modelConfig));
     const prng = new Prng(seed, 0);
-    const layers: Partial<Record<LoraTarget, LoraPair>>[] = [];
+    const layers: Partial<Record<AnyLoraTarget, LoraPair>>[] = [];
     for (let l = 0; l < modelConfig.nLayers; l++) {
-      const layer: Partial<Record<LoraTarget, LoraPair>> = {};
-      for (const target of LORA_TARGETS) {
+      const layer: Partial<Record<AnyLoraTarget, LoraPair>> = {};
+      for (const target of ALL_LORA_TARGETS) {
         if (!config.targets.includes(target)) continue;
         const [inDim, outDim] = loraTargetShape(modelConfig, target);
         const bound = 1 / Math.sqrt(inDim); // √(6 / ((1 + a²)·in)) with a = √5
@@ -175,11 +244,11 @@ export class LoraAdapter {
     return this.config.alpha / this.config.rank;
   }
 
-  /** Every A and B, layer by layer, target by target (LORA_TARGETS order), A before B. */
+  /** Every A and B, layer by layer, target by target (ALL_LORA_TARGETS order), A before B. */
   parameters(): LoraParameter[] {
     const out: LoraParameter[] = [];
     for (const [layer, pairs] of this.layers.entries()) {
-      for (const target of LORA_TARGETS) {
+      for (const target of ALL_LORA_TARGETS) {
         const pair = pairs[target];
         if (pair === undefined) continue;
         const base = `blk.${layer}.${target}.weight`;
@@ -200,8 +269,8 @@ export class LoraAdapter {
     return new LoraAdapter(
       this.config as LoraConfig,
       this.layers.map((layer) => {
-        const copy: Partial<Record<LoraTarget, LoraPair>> = {};
-        for (const [target, pair] of Object.entries(layer) as [LoraTarget, LoraPair][]) {
+        const copy: Partial<Record<AnyLoraTarget, LoraPair>> = {};
+        for (const [target, pair] of Object.entries(layer) as [AnyLoraTarget, LoraPair][]) {
           copy[target] = { ...pair, a: pair.a.slice(), b: pair.b.slice() };
         }
         return copy;
@@ -209,8 +278,8 @@ export class LoraAdapter {
     );
   }
 
-  /** Throws VALIDATION_FAILED unless every pair fits a model of `modelConfig`. */
-  checkFits(modelConfig: LlamaConfig): void {
+  /** Throws VALIDATION_FAILED unless every pair is a weight of a model of `modelConfig`. */
+  checkFits(modelConfig: LoraModelShape): void {
     if (this.layers.length !== modelConfig.nLayers) {
       throw new OpenLedgerError(
         'VALIDATION_FAILED',
@@ -218,8 +287,16 @@ export class LoraAdapter {
         { hint: 'use the adapter with the base model it was trained on' },
       );
     }
+    const allowed = loraTargetsOf(modelConfig);
     for (const [l, layer] of this.layers.entries()) {
-      for (const [target, pair] of Object.entries(layer) as [LoraTarget, LoraPair][]) {
+      for (const [target, pair] of Object.entries(layer) as [AnyLoraTarget, LoraPair][]) {
+        if (!allowed.includes(target)) {
+          throw new OpenLedgerError(
+            'VALIDATION_FAILED',
+            `LoRA blk.${l}.${target}: the model has no such weight (its targets: ${allowed.join(', ')})`,
+            { hint: 'use the adapter with the base model it was trained on' },
+          );
+        }
         const [inDim, outDim] = loraTargetShape(modelConfig, target);
         if (pair.inDim !== inDim || pair.outDim !== outDim) {
           throw new OpenLedgerError(
@@ -233,44 +310,78 @@ export class LoraAdapter {
   }
 }
 
+/** W + scale·B·A for one weight W [out][in], each sum in float64, stored as float32 (a copy). */
+function mergedWeight(w: Float32Array, pair: LoraPair, r: number, scale: number): Float32Array {
+  const { inDim, outDim, a, b } = pair;
+  const merged = w.slice(); // [out][in]
+  const row = new Float64Array(inDim);
+  for (let o = 0; o < outDim; o++) {
+    // W[o][:] += scale · Σ_k B[o][k] · A[k][:]
+    row.fill(0);
+    for (let k = 0; k < r; k++) {
+      const bk = b[o * r + k]!;
+      if (bk === 0) continue;
+      const ak = k * inDim;
+      for (let i = 0; i < inDim; i++) row[i] = row[i]! + bk * a[ak + i]!;
+    }
+    const wo = o * inDim;
+    for (let i = 0; i < inDim; i++) merged[wo + i] = merged[wo + i]! + scale * row[i]!;
+  }
+  return merged;
+}
+
 /**
  * A new model whose adapted weights are W + scale·B·A (scale = alpha / r by default), each sum
- * in float64 and stored as float32; the other weights are shared with `model`, not copied.
+ * in float64 and stored as float32; the other weights (biases included) are shared with `model`,
+ * not copied. The architecture, tokenizer and context length are kept.
  */
-export function mergeLora(
-  model: LlamaModel,
+export function mergeLora<Tok extends Tokenizer>(
+  model: LlamaModel<Tok>,
+  adapter: LoraAdapter,
+  options?: { scale?: number },
+): LlamaModel<Tok>;
+export function mergeLora<Tok extends Tokenizer>(
+  model: Gpt2Model<Tok>,
+  adapter: LoraAdapter,
+  options?: { scale?: number },
+): Gpt2Model<Tok>;
+export function mergeLora<Tok extends Tokenizer>(
+  model: LlamaModel<Tok> | Gpt2Model<Tok>,
+  adapter: LoraAdapter,
+  options?: { scale?: number },
+): LlamaModel<Tok> | Gpt2Model<Tok>;
+export function mergeLora<Tok extends Tokenizer>(
+  model: LlamaModel<Tok> | Gpt2Model<Tok>,
   adapter: LoraAdapter,
   options: { scale?: number } = {},
-): LlamaModel {
+): LlamaModel<Tok> | Gpt2Model<Tok> {
   adapter.checkFits(model.config);
   const scale = options.scale ?? adapter.scale;
   const r = adapter.config.rank;
+  const tokenizer = model.tokenizer === undefined ? {} : { tokenizer: model.tokenizer };
+  const pairsOf = (l: number) => Object.entries(adapter.layers[l]!) as [AnyLoraTarget, LoraPair][];
+  if (model instanceof Gpt2Model) {
+    const layers = model.weights.layers.map((weights, l): Gpt2LayerWeights => {
+      const merged = { ...weights };
+      for (const [target, pair] of pairsOf(l)) {
+        const key = GPT2_LORA_TARGET_WEIGHT[target as Gpt2LoraTarget].weight;
+        merged[key] = mergedWeight(weights[key], pair, r, scale);
+      }
+      return merged;
+    });
+    return new Gpt2Model<Tok>(model.config, { ...model.weights, layers }, tokenizer);
+  }
   const layers = model.weights.layers.map((weights, l): LlamaLayerWeights => {
     const merged = { ...weights };
-    for (const [target, pair] of Object.entries(adapter.layers[l]!) as [LoraTarget, LoraPair][]) {
-      const key = LORA_TARGET_WEIGHT[target];
-      const { inDim, outDim, a, b } = pair;
-      const w = weights[key].slice(); // [out][in]
-      const row = new Float64Array(inDim);
-      for (let o = 0; o < outDim; o++) {
-        // W[o][:] += scale · Σ_k B[o][k] · A[k][:]
-        row.fill(0);
-        for (let k = 0; k < r; k++) {
-          const bk = b[o * r + k]!;
-          if (bk === 0) continue;
-          const ak = k * inDim;
-          for (let i = 0; i < inDim; i++) row[i] = row[i]! + bk * a[ak + i]!;
-        }
-        const wo = o * inDim;
-        for (let i = 0; i < inDim; i++) w[wo + i] = w[wo + i]! + scale * row[i]!;
-      }
-      merged[key] = w;
+    for (const [target, pair] of pairsOf(l)) {
+      const key = LORA_TARGET_WEIGHT[target as LoraTarget];
+      merged[key] = mergedWeight(weights[key], pair, r, scale);
     }
     return merged;
   });
-  return new LlamaModel(
+  return new LlamaModel<Tok>(
     model.config,
     { ...model.weights, layers },
-    { ...(model.tokenizer === undefined ? {} : { tokenizer: model.tokenizer }) },
+    { ...tokenizer, arch: model.arch },
   );
 }

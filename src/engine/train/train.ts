@@ -1,25 +1,59 @@
 /**
- * A LoRA training step and a small training loop on top of `LoraTrainingModel`:
- * micro-batches accumulated into the gradient of the step's mean loss, global-norm clipping,
- * AdamW at the scheduled learning rate. Deterministic for a given seed and data.
+ * A training step and a small LoRA training loop on top of a training model (`TrainingModel` for
+ * the llama family, `Gpt2TrainingModel` for GPT-2; `createTrainingNetwork` picks it): micro-batches
+ * accumulated into the gradient of the step's mean loss, global-norm clipping, AdamW at the
+ * scheduled learning rate. Deterministic for a given seed, data and matmul backend.
  */
 import { OpenLedgerError } from '../../errors.ts';
-import type { LlamaModel } from '../model/index.ts';
+import type { MatmulBackend } from '../kernels/index.ts';
+import type { Gpt2Config, Gpt2Weights, LlamaConfig } from '../model/index.ts';
+import { Gpt2TrainingModel } from './gpt2-training-model.ts';
 import { LoraAdapter } from './lora.ts';
 import type { LoraConfig } from './lora.ts';
 import { AdamW, checkLrSchedule, clipGradNorm, learningRateAt } from './optim.ts';
 import type { AdamWOptions, LrSchedule } from './optim.ts';
 import { Prng } from './prng.ts';
-import { LoraTrainingModel, makeTrainBatch } from './training-model.ts';
-import type { TrainBatch, TrainExample } from './training-model.ts';
+import { makeTrainBatch } from './network.ts';
+import type { TrainBatch, TrainExample, TrainingModelOptions, TrainingNetwork } from './network.ts';
+import { TrainingModel } from './training-model.ts';
+import type { TrainingWeights } from './weights.ts';
 
-export interface LoraTrainerOptions extends AdamWOptions, LrSchedule {
+/**
+ * A base model any training model takes: a llama-family model (LlamaModel, or its config with
+ * QLoRA `TrainingWeights`) or a GPT-2 model (Gpt2Model, recognised by its position embeddings).
+ */
+export type TrainableModel =
+  { config: LlamaConfig; weights: TrainingWeights } | { config: Gpt2Config; weights: Gpt2Weights };
+
+/** True for a GPT-2 model (it has learned position embeddings). */
+export function isGpt2Model(
+  model: TrainableModel,
+): model is { config: Gpt2Config; weights: Gpt2Weights } {
+  return 'positionEmbd' in model.weights;
+}
+
+/** The training model of `model`'s architecture. */
+export function createTrainingNetwork(
+  model: TrainableModel,
+  adapter: LoraAdapter | null,
+  options: TrainingModelOptions = {},
+): TrainingModel | Gpt2TrainingModel {
+  return isGpt2Model(model)
+    ? new Gpt2TrainingModel(model, adapter, options)
+    : new TrainingModel(model, adapter, options);
+}
+
+export interface TrainerOptions extends AdamWOptions, LrSchedule {
   /** Clip the global gradient norm to this (default 1; 0 turns clipping off). */
   maxGradNorm?: number;
   /** Seed of the dropout masks (default 0). */
   seed?: number;
   /** See TrainingModelOptions (default 'float32'). */
   precision?: 'float32' | 'float64';
+  /** Where matrix products run (default TypeScript; see createMatmulBackend). */
+  backend?: MatmulBackend;
+  /** Train the base weights too (full training). */
+  trainBase?: boolean;
 }
 
 export interface TrainStepResult {
@@ -34,22 +68,24 @@ export interface TrainStepResult {
   learningRate: number;
 }
 
-/** A training model, an AdamW optimizer over the adapter and a learning-rate schedule. */
-export class LoraTrainer {
-  readonly network: LoraTrainingModel;
+/** A training model, an AdamW optimizer over what it trains and a learning-rate schedule. */
+export class Trainer {
+  readonly network: TrainingNetwork;
   readonly optimizer: AdamW;
   readonly schedule: LrSchedule;
   readonly maxGradNorm: number;
   /** Steps done so far. */
   step = 0;
 
-  constructor(model: LlamaModel, adapter: LoraAdapter, options: LoraTrainerOptions) {
-    this.network = new LoraTrainingModel(model, adapter, {
+  constructor(model: TrainableModel, adapter: LoraAdapter | null, options: TrainerOptions) {
+    this.network = createTrainingNetwork(model, adapter, {
       ...(options.precision === undefined ? {} : { precision: options.precision }),
+      ...(options.backend === undefined ? {} : { backend: options.backend }),
+      ...(options.trainBase === undefined ? {} : { trainBase: options.trainBase }),
       seed: options.seed ?? 0,
     });
     this.optimizer = new AdamW(
-      adapter.parameters().map((p) => p.value),
+      this.network.parameters().map((p) => p.value),
       options,
     );
     this.schedule = {
@@ -62,7 +98,7 @@ export class LoraTrainer {
     this.maxGradNorm = options.maxGradNorm ?? 1;
   }
 
-  get adapter(): LoraAdapter {
+  get adapter(): LoraAdapter | null {
     return this.network.adapter;
   }
 
@@ -71,7 +107,7 @@ export class LoraTrainer {
    * backward is scaled by 1 / (unmasked targets of the whole step), so the accumulated gradient
    * is that of the step's mean loss, however the targets fall into micro-batches.
    */
-  trainStep(microBatches: readonly TrainBatch[]): TrainStepResult {
+  async trainStep(microBatches: readonly TrainBatch[]): Promise<TrainStepResult> {
     if (microBatches.length === 0) {
       throw new OpenLedgerError('VALIDATION_FAILED', 'a training step needs a micro-batch');
     }
@@ -81,8 +117,8 @@ export class LoraTrainer {
     net.zeroGrad();
     let lossSum = 0;
     for (const batch of microBatches) {
-      lossSum += net.forward(batch, { train: true }).lossSum;
-      net.backward(tokens > 0 ? 1 / tokens : 0);
+      lossSum += (await net.forward(batch, { train: true })).lossSum;
+      await net.backward(tokens > 0 ? 1 / tokens : 0);
     }
     const grads = net.gradientList();
     const gradNorm = clipGradNorm(grads, this.maxGradNorm);
@@ -93,11 +129,11 @@ export class LoraTrainer {
   }
 
   /** The mean loss over the unmasked targets of `batches`, without dropout (no update). */
-  evaluate(batches: readonly TrainBatch[]): number {
+  async evaluate(batches: readonly TrainBatch[]): Promise<number> {
     let lossSum = 0;
     let count = 0;
     for (const batch of batches) {
-      const result = this.network.forward(batch);
+      const result = await this.network.forward(batch);
       lossSum += result.lossSum;
       count += result.count;
     }
@@ -105,7 +141,7 @@ export class LoraTrainer {
   }
 }
 
-export interface TrainLoraOptions extends Omit<LoraTrainerOptions, 'totalSteps'> {
+export interface TrainLoraOptions extends Omit<TrainerOptions, 'totalSteps' | 'trainBase'> {
   lora: LoraConfig;
   /** Optimizer steps. */
   steps: number;
@@ -125,17 +161,17 @@ export interface TrainLoraOptions extends Omit<LoraTrainerOptions, 'totalSteps'>
  * Trains a LoRA adapter on `examples` for `options.steps` steps. The examples are reshuffled
  * (seeded) each epoch; each step takes batchSize × accumulationSteps of them.
  */
-export function trainLora(
-  model: LlamaModel,
+export async function trainLora(
+  model: TrainableModel,
   examples: readonly TrainExample[],
   options: TrainLoraOptions,
-): { adapter: LoraAdapter; history: TrainStepResult[] } {
+): Promise<{ adapter: LoraAdapter; history: TrainStepResult[] }> {
   if (examples.length === 0) {
     throw new OpenLedgerError('VALIDATION_FAILED', 'no training examples');
   }
   const seed = options.seed ?? 0;
   const adapter = options.adapter ?? LoraAdapter.create(model.config, options.lora, seed);
-  const trainer = new LoraTrainer(model, adapter, {
+  const trainer = new Trainer(model, adapter, {
     ...options,
     totalSteps: options.steps,
     seed,
@@ -155,7 +191,7 @@ export function trainLora(
       const chosen = Array.from({ length: Math.min(batchSize, examples.length) }, next);
       microBatches.push(makeTrainBatch(chosen));
     }
-    const result = trainer.trainStep(microBatches);
+    const result = await trainer.trainStep(microBatches);
     history.push(result);
     options.onStep?.(result);
   }

@@ -672,6 +672,8 @@ export interface BaseModel {
   architecture: string;
   contextLength?: number;
   title?: string;
+  /** The built-in base model (the default). */
+  builtin?: boolean;
 }
 
 export interface ChatMessage {

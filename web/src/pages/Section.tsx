@@ -10,12 +10,6 @@ export interface SectionInfo {
 // Sections whose features land in later releases. They describe what the
 // section does and say plainly that it is not available yet — no mock data.
 export const SECTIONS: Record<string, SectionInfo> = {
-  '/models': {
-    id: 'models',
-    title: 'Models',
-    description:
-      'Models lists the fine-tuned LoRA adapters published on this node, with their base model, source Datanets, training run and price per inference. Adapters share a base model and are served side by side with multi-adapter serving, so many specialised models can run on a single GPU.',
-  },
   '/playground': {
     id: 'playground',
     title: 'Playground',

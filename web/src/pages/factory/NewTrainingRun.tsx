@@ -23,6 +23,7 @@ import { ActionStep, formatBytes, SignInNotice, useAction } from '../datanets/co
 import { DatanetPicker, unavailableReason, type DatanetOption } from './DatanetPicker';
 import { formatInt, TEMPLATE_INFO } from './common';
 import { TemplatePreviewView } from './TemplatePreview';
+import { TrainingEstimate } from './TrainingEstimate';
 
 type StepId = 'model' | 'datanets' | 'template' | 'hyperparameters' | 'review';
 
@@ -209,7 +210,9 @@ function Wizard() {
       .models(ctrl.signal)
       .then(({ models }) => {
         setModels(models);
-        if (models.length === 1) setBaseModel((m) => m || models[0]!.name);
+        // the built-in model is the default; a lone model is the only choice anyway
+        const preset = models.find((m) => m.builtin) ?? (models.length === 1 ? models[0] : null);
+        if (preset) setBaseModel((m) => m || preset.name);
       })
       .catch((err) => {
         if (!ctrl.signal.aborted) {
@@ -434,6 +437,7 @@ function Wizard() {
                   <span className="choice-main">
                     <span className="strong">{m.name}</span>
                     {m.title && m.title !== m.name && <span className="muted"> · {m.title}</span>}
+                    {m.builtin && <span className="badge">built-in</span>}
                     <span className="choice-meta">
                       <span>{m.architecture}</span>
                       <span>
@@ -619,6 +623,10 @@ function Wizard() {
               </>
             )}
           </p>
+          <TrainingEstimate
+            baseModel={baseModel}
+            hyperparameters={hyperValid ? hyperparameters() : undefined}
+          />
         </Card>
       )}
 

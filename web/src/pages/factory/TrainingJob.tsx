@@ -31,6 +31,9 @@ import {
   modelName,
   TEMPLATE_INFO,
 } from './common';
+import { ExportLinks } from './ExportLinks';
+import { EvaluationSection } from './EvaluationSection';
+import { PublishModel } from './PublishModel';
 import { LossChart, type LossPoint } from './LossChart';
 
 interface StatusEvent {
@@ -294,8 +297,9 @@ function Result({ job }: { job: TrainJob }) {
           <Hash value={r.manifestBlobId} testId="result-manifest-blob" copy head={14} tail={10} />
         </dd>
       </dl>
+      <ExportLinks jobId={job.id} />
       <p className="muted small job-later" data-testid="job-not-yet">
-        Publishing this adapter as a model and chatting with it are not available on this node yet.
+        Chatting with this adapter is not available on this node yet.
       </p>
     </Card>
   );
@@ -493,6 +497,8 @@ function JobView({ id }: { id: string }) {
       </Card>
 
       {job.status === 'succeeded' && job.result && <Result job={job} />}
+      {job.status === 'succeeded' && job.result && <EvaluationSection jobId={job.id} />}
+      {job.status === 'succeeded' && job.result && <PublishModel job={job} />}
 
       <div className="grid job-grid">
         <Card title="Status" testId="job-status-card">
