@@ -8,7 +8,7 @@ import { call } from './helpers/http.ts';
 import { startServingNode, writeTinyAdapter, type ServingNode } from './helpers/serving.ts';
 
 /**
- * Scheduling: one request generating at a time and two waiting (a tiny node, so the limits
+ * Scheduling: one request generating at a time and three waiting (a tiny node, so the limits
  * are reached), 429 with Retry-After beyond that, round-robin across adapters in the queue, and
  * a client that goes away stops its generation or leaves the queue.
  */
@@ -18,7 +18,7 @@ describe('OpenLoRA: scheduling, backpressure and cancellation', () => {
   let longPrompt: string;
   const LONG = 240;
   before(async () => {
-    node = await startServingNode({ maxConcurrent: 1, maxQueue: 2, maxTokens: LONG });
+    node = await startServingNode({ maxConcurrent: 1, maxQueue: 3, maxTokens: LONG });
     for (const name of ['x', 'y']) {
       const file = path.join(node.dataDir, `${name}.gguf`);
       await writeTinyAdapter(file, name === 'x' ? 1 : 2);
@@ -27,8 +27,10 @@ describe('OpenLoRA: scheduling, backpressure and cancellation', () => {
         body: { lora_name: name, lora_path: file },
       });
     }
+
     for (const candidate of ['a', 'the', 'once upon', 'hello', 'sea and sky', 'zz', 'q']) {
       const answer = await complete(candidate, LONG);
+
       if (answer.body.usage.completion_tokens === LONG) {
         longPrompt = candidate;
         break;
@@ -59,8 +61,8 @@ describe('OpenLoRA: scheduling, backpressure and cancellation', () => {
   it('refuses with 429 and Retry-After when the queue is full, then serves again', async () => {
     const running = complete(longPrompt, LONG);
     await until(async () => (await scheduler()).running === 1);
-    const queued = [complete('a', 2), complete('b', 2)];
-    await until(async () => (await scheduler()).queued === 2);
+    const queued = [complete('a', 2), complete('b', 2), complete('c', 2)];
+    await until(async () => (await scheduler()).queued === 3);
     const refused = await complete('c', 2);
     assert.equal(refused.status, 429);
     assert.equal(refused.body.error.type, 'rate_limit_error');
@@ -69,7 +71,7 @@ describe('OpenLoRA: scheduling, backpressure and cancellation', () => {
     const answers = await Promise.all([running, ...queued]);
     assert.deepEqual(
       answers.map((a) => a.status),
-      [200, 200, 200],
+      [200, 200, 200, 200],
     );
     assert.equal((await complete('d', 2)).status, 200);
   });

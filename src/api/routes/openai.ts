@@ -337,6 +337,7 @@ function requireOperator(ctx: NodeContext, request: FastifyRequest): void {
 function abortOnDisconnect(reply: FastifyReply): AbortController {
   const controller = new AbortController();
   reply.raw.on('close', () => {
+    if (process.env.OL_DEBUG) console.error('close event', reply.raw.writableFinished);
     if (!reply.raw.writableFinished) controller.abort(new Error('the client disconnected'));
   });
   return controller;
@@ -430,7 +431,11 @@ async function serveGeneration(
       },
     });
   } catch (error) {
-    if (controller.signal.aborted && !started) return reply.hijack(); // nobody to answer
+    if (controller.signal.aborted && !started) {
+      // The client left while waiting: nobody reads this answer, but it ends the request.
+      if (process.env.OL_DEBUG) console.error('aborted while queued', reply.raw.destroyed, request.raw.socket?.destroyed);
+      throw new OpenLedgerError('BAD_REQUEST', 'The client closed the request.');
+    }
     if (!stream || !started) throw error;
     // The stream has begun: the error goes in it, as OpenAI's servers do.
     const { status, body: errorBody } = toErrorBody(error);

@@ -29,8 +29,10 @@ function tileRows(C: number): number {
 /**
  * out [BT][OC] = inp [BT][C] · weight [OC][C]ᵀ, i.e. out[t][o] = Σ_c inp[t][c] · W[o][c].
  *
- * Each output is one sequential float64 sum over c (the order of the inference `matmul`, so a
- * float32 result is the same bit for bit). Blocking, for speed only: a tile of inp rows stays in
+ * Each output is one sequential float64 sum over c, so a result does not depend on BT or on the
+ * blocking (training and inference agree bit for bit). Blocking, for speed only: one row (a
+ * token being generated) walks 8 weight rows at once, so that independent sums keep the CPU busy
+ * and each input value is loaded once per block; otherwise a tile of inp rows stays in
  * cache while the weight goes by once per tile, 4 weight rows at a time (in L1), each against 2
  * rows of inp, so that every loaded weight serves two rows and eight independent sums keep the
  * CPU busy.
@@ -43,6 +45,10 @@ export function matmulForward(
   C: number,
   OC: number,
 ): void {
+  if (BT === 1) {
+    matvecForward(out, inp, weight, C, OC);
+    return;
+  }
   const oc4 = OC - (OC % 4);
   const TB = tileRows(C);
   for (let t0 = 0; t0 < BT; t0 += TB) {
@@ -124,6 +130,48 @@ export function matmulForward(
         out[t * OC + o] = a0;
       }
     }
+  }
+}
+
+/** out [OC] = weight [OC][C] · inp [C], 8 rows at a time (the rest one by one). */
+function matvecForward(out: Floats, inp: Floats, weight: Floats, C: number, OC: number): void {
+  const oc8 = OC - (OC % 8);
+  let o = 0;
+  for (; o < oc8; o += 8) {
+    const r0 = o * C;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let s4 = 0;
+    let s5 = 0;
+    let s6 = 0;
+    let s7 = 0;
+    for (let c = 0; c < C; c++) {
+      const x = inp[c]!;
+      s0 += weight[r0 + c]! * x;
+      s1 += weight[r0 + C + c]! * x;
+      s2 += weight[r0 + 2 * C + c]! * x;
+      s3 += weight[r0 + 3 * C + c]! * x;
+      s4 += weight[r0 + 4 * C + c]! * x;
+      s5 += weight[r0 + 5 * C + c]! * x;
+      s6 += weight[r0 + 6 * C + c]! * x;
+      s7 += weight[r0 + 7 * C + c]! * x;
+    }
+    out[o] = s0;
+    out[o + 1] = s1;
+    out[o + 2] = s2;
+    out[o + 3] = s3;
+    out[o + 4] = s4;
+    out[o + 5] = s5;
+    out[o + 6] = s6;
+    out[o + 7] = s7;
+  }
+  for (; o < OC; o++) {
+    const r0 = o * C;
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += weight[r0 + c]! * inp[c]!;
+    out[o] = sum;
   }
 }
 

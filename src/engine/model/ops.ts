@@ -3,14 +3,11 @@
  * normalisations, activations and causal attention over a KV cache. Row-major [out][in] matrices,
  * float64 accumulation, float32 storage; nothing here allocates.
  */
+import { matmulForward } from '../kernels/matmul.ts';
 
 /**
- * out[t][o] = Σ_i w[o][i] · x[t][i]: x [T][n], w [d][n] row-major, out [T][d].
- *
- * Every output is one sequential float64 sum over i, so a result does not depend on T or on the
- * blocking. The blocking is for speed: several weight rows are walked together (8 for a single
- * token, 4 in a batch) so that independent sums keep the CPU busy and each x[i] is loaded once
- * per block; in a batch, two tokens share every weight load, so the weights are read T/2 times.
+ * out[t][o] = Σ_i w[o][i] · x[t][i]: x [T][n], w [d][n] row-major, out [T][d]. The engine's one
+ * TypeScript matmul (src/engine/kernels), in the argument order of the forward passes.
  */
 export function matmul(
   out: Float32Array,
@@ -20,118 +17,7 @@ export function matmul(
   d: number,
   T: number,
 ): void {
-  let o = 0;
-  if (T === 1) {
-    // one token: rows o … o+7
-    const d8 = d - (d % 8);
-    for (; o < d8; o += 8) {
-      const r0 = o * n;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let s4 = 0;
-      let s5 = 0;
-      let s6 = 0;
-      let s7 = 0;
-      for (let i = 0; i < n; i++) {
-        const xi = x[i]!;
-        s0 += w[r0 + i]! * xi;
-        s1 += w[r0 + n + i]! * xi;
-        s2 += w[r0 + 2 * n + i]! * xi;
-        s3 += w[r0 + 3 * n + i]! * xi;
-        s4 += w[r0 + 4 * n + i]! * xi;
-        s5 += w[r0 + 5 * n + i]! * xi;
-        s6 += w[r0 + 6 * n + i]! * xi;
-        s7 += w[r0 + 7 * n + i]! * xi;
-      }
-      out[o] = s0;
-      out[o + 1] = s1;
-      out[o + 2] = s2;
-      out[o + 3] = s3;
-      out[o + 4] = s4;
-      out[o + 5] = s5;
-      out[o + 6] = s6;
-      out[o + 7] = s7;
-    }
-  }
-  const d4 = d - (d % 4);
-  for (; o < d4; o += 4) {
-    const r0 = o * n;
-    const r1 = r0 + n;
-    const r2 = r1 + n;
-    const r3 = r2 + n;
-    let t = 0;
-    for (; t + 1 < T; t += 2) {
-      // rows o … o+3 × tokens t, t+1
-      const xa = t * n;
-      const xb = xa + n;
-      let a0 = 0;
-      let a1 = 0;
-      let a2 = 0;
-      let a3 = 0;
-      let b0 = 0;
-      let b1 = 0;
-      let b2 = 0;
-      let b3 = 0;
-      for (let i = 0; i < n; i++) {
-        const u = x[xa + i]!;
-        const v = x[xb + i]!;
-        const w0 = w[r0 + i]!;
-        const w1 = w[r1 + i]!;
-        const w2 = w[r2 + i]!;
-        const w3 = w[r3 + i]!;
-        a0 += w0 * u;
-        a1 += w1 * u;
-        a2 += w2 * u;
-        a3 += w3 * u;
-        b0 += w0 * v;
-        b1 += w1 * v;
-        b2 += w2 * v;
-        b3 += w3 * v;
-      }
-      const oa = t * d + o;
-      const ob = oa + d;
-      out[oa] = a0;
-      out[oa + 1] = a1;
-      out[oa + 2] = a2;
-      out[oa + 3] = a3;
-      out[ob] = b0;
-      out[ob + 1] = b1;
-      out[ob + 2] = b2;
-      out[ob + 3] = b3;
-    }
-    for (; t < T; t++) {
-      // rows o … o+3 × the last (or only) token
-      const xt = t * n;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let i = 0; i < n; i++) {
-        const xi = x[xt + i]!;
-        s0 += w[r0 + i]! * xi;
-        s1 += w[r1 + i]! * xi;
-        s2 += w[r2 + i]! * xi;
-        s3 += w[r3 + i]! * xi;
-      }
-      const ot = t * d + o;
-      out[ot] = s0;
-      out[ot + 1] = s1;
-      out[ot + 2] = s2;
-      out[ot + 3] = s3;
-    }
-  }
-  for (; o < d; o++) {
-    // the last d mod 4 rows, one at a time
-    const r0 = o * n;
-    for (let t = 0; t < T; t++) {
-      const xt = t * n;
-      let s0 = 0;
-      for (let i = 0; i < n; i++) s0 += w[r0 + i]! * x[xt + i]!;
-      out[t * d + o] = s0;
-    }
-  }
+  matmulForward(out, x, w, T, n, d);
 }
 
 /** out[t] = x[t] / √(mean(x[t]²) + eps) ⊙ weight, for T rows of n. */
