@@ -78,10 +78,12 @@ export async function modelsBuildBase(
     backend: flags.backend,
     ...(flags.force === true ? { force: true } : {}),
     ...(steps === undefined ? {} : { steps }),
-    onProgress: (p) =>
-      out.progressUpdate(
-        `training the built-in base model: step ${p.step}/${p.of}, loss ${p.loss.toFixed(3)}${p.validationLoss === undefined ? '' : `, validation ${p.validationLoss.toFixed(3)}`}, ${p.tokensPerSecond} tokens/s, ${p.etaSeconds} s left`,
-      ),
+    onProgress: (p) => {
+      const line = `training the built-in base model: step ${p.step}/${p.of}, loss ${p.loss.toFixed(3)}${p.validationLoss === undefined ? '' : `, validation ${p.validationLoss.toFixed(3)}`}, ${p.tokensPerSecond} tokens/s, ${p.etaSeconds} s left`;
+      // a line every 25 steps where there is no spinner (npm install's log, CI)
+      if (p.step % 25 === 0 || p.validationLoss !== undefined) out.progress(line);
+      else out.progressUpdate(line);
+    },
   });
   out.progressDone();
   const { card } = result;
