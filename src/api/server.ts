@@ -10,6 +10,7 @@ import type { NodeContext } from '../node/context.ts';
 import { authenticationHook } from './auth.ts';
 import { errorSchema, sendError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
+import { attributionRoutes } from './routes/attribution.ts';
 import { authRoutes } from './routes/auth.ts';
 import { datanetRoutes } from './routes/datanets.ts';
 import { factoryRoutes } from './routes/factory.ts';
@@ -103,6 +104,7 @@ export async function buildServer(
   factoryEvalRoutes(app, ctx);
   openAiRoutes(app, ctx);
   factorySketchRoutes(app, ctx);
+  attributionRoutes(app, ctx);
 
   const webDir = options.webDir;
   const hasWeb = webDir !== undefined && existsSync(path.join(webDir, 'index.html'));

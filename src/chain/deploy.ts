@@ -2,12 +2,15 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   getAddress,
+  keccak256,
   parseEther,
   parseUnits,
   zeroAddress,
   type Address,
   type Hash,
+  stringToHex,
   type LocalAccount,
+  type TransactionReceipt,
 } from 'viem';
 import { OpenLedgerError } from '../errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
@@ -17,6 +20,8 @@ import {
   DatanetRegistryBytecode,
   DevFaucetAbi,
   DevFaucetBytecode,
+  InferenceEscrowAbi,
+  InferenceEscrowBytecode,
   ModelRegistryAbi,
   ModelRegistryBytecode,
   OpenTokenAbi,
@@ -33,6 +38,20 @@ export const FAUCET_FUNDING = { open: parseUnits('10000000', 18), eth: parseEthe
  * (ModelRegistry's immutable `platformFeeBps`).
  */
 export const PLATFORM_FEE_BPS = 500;
+/**
+ * The inference escrow's withdrawal delay and fee epoch, in seconds. The delay must comfortably
+ * exceed a node's settlement interval (src/payments: 60 s by default), or a caller could be
+ * served and withdraw before the charge lands; it is short on the local chain so that trying a
+ * withdrawal takes minutes, not a day.
+ */
+export function escrowParameters(chainId: number): {
+  withdrawalDelaySeconds: bigint;
+  epochSeconds: bigint;
+} {
+  return chainId === LOCAL_CHAIN_ID
+    ? { withdrawalDelaySeconds: 600n, epochSeconds: 3600n }
+    : { withdrawalDelaySeconds: 86_400n, epochSeconds: 86_400n };
+}
 export const FAUCET_DRIP = {
   open: parseUnits('1000', 18),
   eth: parseEther('1'),
@@ -45,6 +64,8 @@ export interface Deployment {
     OpenToken: Address;
     DatanetRegistry: Address;
     ModelRegistry: Address;
+    /** Absent from records written before payments; `ensureDeployment` adds it. */
+    InferenceEscrow?: Address;
     DevFaucet?: Address;
   };
   deployer: Address;
@@ -120,7 +141,9 @@ export async function deployContracts(
     DatanetRegistry: getAddress(registry.contractAddress!),
     ModelRegistry: getAddress(models.contractAddress!),
   };
-  let lastBlock = models.blockNumber;
+  const escrow = await deployEscrow(conn, options.signer, contracts.OpenToken, step);
+  contracts.InferenceEscrow = escrow.address;
+  let lastBlock = escrow.blockNumber;
 
   if (local) {
     const faucet = await step('deploy DevFaucet', () =>
@@ -156,6 +179,37 @@ export async function deployContracts(
     blockNumber: lastBlock.toString(),
     deployedAt: new Date().toISOString(),
   };
+}
+
+/**
+ * Deploys the inference escrow over `token`, administered by `signer`, which also gets the
+ * settler role: the node that deploys is the node that charges for the calls it serves.
+ */
+async function deployEscrow(
+  conn: ChainConnection,
+  signer: LocalAccount,
+  token: Address,
+  step: (name: string, send: () => Promise<Hash>) => Promise<TransactionReceipt>,
+): Promise<{ address: Address; blockNumber: bigint }> {
+  const wallet = conn.walletFor(signer);
+  const { withdrawalDelaySeconds, epochSeconds } = escrowParameters(conn.chain.id);
+  const deployed = await step('deploy InferenceEscrow', () =>
+    wallet.deployContract({
+      abi: InferenceEscrowAbi,
+      bytecode: InferenceEscrowBytecode,
+      args: [token, signer.address, withdrawalDelaySeconds, epochSeconds],
+    }),
+  );
+  const address = getAddress(deployed.contractAddress!);
+  const granted = await step('grant the settler role to the node', () =>
+    wallet.writeContract({
+      address,
+      abi: InferenceEscrowAbi,
+      functionName: 'grantRole',
+      args: [keccak256(stringToHex('SETTLER_ROLE')), signer.address],
+    }),
+  );
+  return { address, blockNumber: granted.blockNumber };
 }
 
 /**
@@ -203,8 +257,36 @@ export async function ensureDeployment(
   options: { dataDir: string; signer: LocalAccount | undefined; onStep?: (step: string) => void },
 ): Promise<{ deployment: Deployment; deployedNow: boolean }> {
   const recorded = await readDeployment(options.dataDir, conn.chain.id);
-  if (recorded && (await isDeploymentLive(conn, recorded)))
+  if (recorded && (await isDeploymentLive(conn, recorded))) {
+    // A record from before payments: add the escrow next to the live suite rather than
+    // redeploying the registries (which would orphan every datanet and model on them).
+    if (!recorded.contracts.InferenceEscrow && options.signer) {
+      const transactions: Record<string, Hash> = {};
+      const escrow = await deployEscrow(
+        conn,
+        options.signer,
+        recorded.contracts.OpenToken,
+        async (name, send) => {
+          options.onStep?.(name);
+          const hash = await send();
+          transactions[name] = hash;
+          const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
+          if (receipt.status !== 'success') {
+            throw new OpenLedgerError('DEPLOY_FAILED', `Deployment step "${name}" reverted.`);
+          }
+          return receipt;
+        },
+      );
+      const updated: Deployment = {
+        ...recorded,
+        contracts: { ...recorded.contracts, InferenceEscrow: escrow.address },
+        transactions: { ...recorded.transactions, ...transactions },
+      };
+      await writeDeployment(options.dataDir, updated);
+      return { deployment: updated, deployedNow: false };
+    }
     return { deployment: recorded, deployedNow: false };
+  }
   if (!options.signer) {
     throw new OpenLedgerError(
       'NOT_DEPLOYED',

@@ -15,6 +15,7 @@ export {
   PLATFORM_FEE_BPS,
   deployContracts,
   deploymentFile,
+  escrowParameters,
   ensureDeployment,
   isDeploymentLive,
   readDeployment,
@@ -26,6 +27,7 @@ export type { LocalChain } from './local.ts';
 export {
   DatanetRegistryAbi,
   DevFaucetAbi,
+  InferenceEscrowAbi,
   ModelRegistryAbi,
   OpenTokenAbi,
 } from './generated/contracts.ts';

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import {
+  type ConfigFlags,
   CONFIG_ENV,
   DEFAULT_CHAIN_PORT,
   DEFAULT_DATA_DIR,
@@ -24,6 +25,8 @@ import {
   datanetVerify,
   datanetVersions,
 } from './commands/datanet.ts';
+import { registerAttributionCommands } from './commands/attribution.ts';
+import { registerChatCommands } from './commands/chat.ts';
 import { deploy } from './commands/deploy.ts';
 import { registerExportCommand } from './commands/export.ts';
 import { registerJobsCommands } from './commands/jobs.ts';
@@ -98,7 +101,30 @@ program
       'fatal, error, warn, info, debug, trace or silent (default info)',
     ).env(CONFIG_ENV.logLevel),
   )
-  .action((options: Record<string, string>) => up(options, out));
+  // Serving (docs/serving.md); commas in OPENLEDGER_BASE_MODELS / OPENLEDGER_OPERATORS.
+  .option(
+    '--base-model <name|path>',
+    'base model to load at start (repeatable; the first is the default)',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
+  .addOption(
+    new Option(
+      '--adapter-budget <bytes>',
+      'bytes of LoRA adapters per loaded base model, e.g. 256MiB (default 256MiB)',
+    ).env(CONFIG_ENV.adapterBudget),
+  )
+  .option('--max-concurrent <n>', 'requests generating at once (default 4)')
+  .option('--max-queue <n>', 'requests waiting; beyond it 429 (default 64)')
+  .option('--max-tokens <n>', 'cap on max_tokens (default 512)')
+  .option('--max-request-seconds <n>', 'generation time limit per request (default 120)')
+  .option('--context-size <n>', 'tokens per sequence, prompt and completion (default 2048)')
+  .option('--threads <n>', 'llama.cpp threads (default: every core)')
+  .option(
+    '--operator <address>',
+    'wallet allowed to load/unload adapters, besides the node signer (repeatable)',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
+  .action((options: ConfigFlags) => up(options, out));
 
 program
   .command('status')
@@ -303,6 +329,8 @@ signerOptions(
 registerExportCommand(program, out, signerOptions);
 registerModelsCommand(program, out);
 registerJobsCommands(program, out, signerOptions);
+registerChatCommands(program, out, signerOptions);
+registerAttributionCommands(program, out, signerOptions);
 
 signerOptions(
   program

@@ -57,6 +57,12 @@ export interface ContributionInput {
   signature: Hex;
 }
 
+export interface VersionCommitted {
+  datanetId: number;
+  version: number;
+  committer: Address;
+}
+
 export interface VersionPlan {
   datanetId: number;
   version: number;
@@ -82,6 +88,7 @@ const NEAR_DUPLICATE_REPORT_AT = 0.5;
  */
 export class DatanetService {
   private readonly nearDuplicateIndexes = new Map<number, Promise<MinHashIndex>>();
+  private readonly commitListeners: ((event: VersionCommitted) => void)[] = [];
 
   constructor(
     private readonly deps: {
@@ -95,6 +102,11 @@ export class DatanetService {
 
   get registry(): Address {
     return this.deps.registry;
+  }
+
+  /** Calls `listener` after each version this node commits (e.g. to index it); never throws. */
+  onVersionCommitted(listener: (event: VersionCommitted) => void): void {
+    this.commitListeners.push(listener);
   }
 
   /** What a wallet needs to sign registry actions: the chain, the registry and its next nonce. */
@@ -917,6 +929,13 @@ export class DatanetService {
         addedRows: plan.addedRows,
       });
     });
+    for (const listener of this.commitListeners) {
+      try {
+        listener({ datanetId: input.id, version, committer: curator });
+      } catch {
+        // A listener's failure must not fail the commit, which is on-chain already.
+      }
+    }
     const { manifest: _, ...view } = plan;
     return { ...view, version, txHash: receipt.transactionHash };
   }

@@ -368,3 +368,33 @@ export const inferenceUsage = pgTable(
     index('inference_usage_created_idx').on(t.createdAt),
   ],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Attribution: the span index of each datanet version, per tokenizer. A version's shards hold
+// only the rows it added (src/attribution/shard.ts); a query over version v reads the shards of
+// versions 1..v.
+
+export type SpanIndexStatus = 'building' | 'ready' | 'failed';
+
+export const attributionIndexes = pgTable(
+  'attribution_indexes',
+  {
+    datanetId: integer('datanet_id')
+      .notNull()
+      .references(() => datanets.id),
+    version: integer('version').notNull(),
+    /** sha256 of the tokenizer (its GGUF `tokenizer.*` metadata). */
+    tokenizer: text('tokenizer').notNull(),
+    /** The catalogue model whose tokenizer built it. */
+    model: text('model').notNull(),
+    status: text('status').$type<SpanIndexStatus>().notNull(),
+    /** Blob ids of the shards of the version's own rows, with their sizes. */
+    shards: jsonb('shards').$type<{ blobId: string; tokens: number; rows: number }[]>().notNull(),
+    tokens: bigint('tokens', { mode: 'number' }).notNull().default(0),
+    rows: integer('rows').notNull().default(0),
+    buildSeconds: doublePrecision('build_seconds'),
+    error: jsonb('error').$type<{ code: string; message: string }>(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.datanetId, t.version, t.tokenizer] })],
+);

@@ -7,6 +7,7 @@ import type { Database } from '../db/index.ts';
 import type { ModelCatalog } from '../factory/index.ts';
 import type { JobRunner } from '../jobs/index.ts';
 import type { ModelService } from '../models/index.ts';
+import type { EscrowService } from '../payments/escrow.ts';
 import type { ServingEngine } from '../serving/index.ts';
 
 /** The running node's services, handed to the HTTP layer. Each is owned by its own room. */
@@ -36,4 +37,6 @@ export interface NodeContext {
   publishedModels: ModelService | undefined;
   /** OpenLoRA: base models and adapters served over the OpenAI-compatible API (/v1). */
   serving: ServingEngine;
+  /** Paid inference: the OPEN escrow (absent without an InferenceEscrow, when every call is free). */
+  escrow: EscrowService | undefined;
 }

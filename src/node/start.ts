@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Address, LocalAccount } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { buildServer } from '../api/server.ts';
+import { registerAttributionJobs } from '../attribution/index.ts';
 import { AuthService } from '../auth/index.ts';
 import { BlobStore } from '../blobs/index.ts';
 import {
@@ -22,6 +23,7 @@ import { openDatabase, type Database } from '../db/index.ts';
 import { ModelCatalog, registerFactoryJobs } from '../factory/index.ts';
 import { JobRunner } from '../jobs/index.ts';
 import { ModelService } from '../models/index.ts';
+import { EscrowService } from '../payments/escrow.ts';
 import { ServingEngine } from '../serving/index.ts';
 import { VERSION } from '../version.ts';
 import type { NodeContext } from './context.ts';
@@ -107,6 +109,15 @@ export async function startNode(
     const relayer = signer ? new Relayer(chain, signer) : undefined;
     const registry = deployment.contracts.DatanetRegistry;
     const jobs = new JobRunner({ db: database.db, blobs });
+    const escrow = deployment.contracts.InferenceEscrow
+      ? new EscrowService({
+          db: database.db,
+          chain,
+          escrow: deployment.contracts.InferenceEscrow,
+          registry: deployment.contracts.ModelRegistry,
+          relayer,
+        })
+      : undefined;
     const context: NodeContext = {
       config,
       version: VERSION,
@@ -144,7 +155,9 @@ export async function startNode(
         chainId: chain.chain.id,
         // Operators: the node's own signer and the wallets named by --operator.
         operators: [...config.serving.operators, ...(signer ? [signer.address.toLowerCase()] : [])],
+        payments: escrow,
       }),
+      escrow,
     };
 
     if (context.datanets) {
@@ -158,6 +171,17 @@ export async function startNode(
     }
 
     cleanups.push(() => context.serving.close());
+    if (escrow) {
+      // Settles what was served, periodically; a last round runs at shutdown, after the HTTP
+      // server has drained (cleanups run in reverse order).
+      escrow.start(undefined, (error) =>
+        onProgress({ step: `escrow settlement failed: ${(error as Error).message}` }),
+      );
+      cleanups.push(async () => {
+        await escrow.stop();
+        if (relayer) await escrow.settle().catch(() => undefined);
+      });
+    }
     if (config.serving.baseModels.length > 0) {
       await step(`loading base model(s) ${config.serving.baseModels.join(', ')}`, () =>
         context.serving.start(),
@@ -165,6 +189,7 @@ export async function startNode(
     }
 
     registerFactoryJobs(jobs, context);
+    registerAttributionJobs(jobs, context);
     const resumed = await step('starting the job runner', () => jobs.start());
     if (resumed.resumed > 0) onProgress({ step: `resumed ${resumed.resumed} interrupted job(s)` });
     cleanups.push(() => jobs.stop());

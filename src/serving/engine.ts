@@ -113,6 +113,20 @@ export interface EngineDeps {
   chainId: number;
   /** Wallets allowed to load and unload adapters. */
   operators: readonly string[];
+  /** Prices and admits paid calls (src/payments); without it every call is free. */
+  payments?: Payments | undefined;
+}
+
+/** What the engine needs of payments: see `EscrowService.authorize`. */
+export interface Payments {
+  authorize(input: {
+    caller: string;
+    publishedModelId: number | undefined;
+    promptTokens: number;
+    maxTokens: number;
+  }): Promise<
+    { fee(promptTokens: number, completionTokens: number): bigint; release(): void } | undefined
+  >;
 }
 
 /**
@@ -574,6 +588,31 @@ export class ServingEngine {
     }
     const maxTokens = Math.min(asked ?? cap, room);
 
+    // Before queueing: a caller short of the largest possible fee gets 402 at once.
+    const paid = await this.deps.payments?.authorize({
+      caller: request.caller.address,
+      publishedModelId: target.publishedModelId,
+      promptTokens: prompt.length,
+      maxTokens,
+    });
+    try {
+      return await this.run(request, target, prompt, stops, maxTokens, received, paid);
+    } finally {
+      // After the usage row (with its fee) is written, it counts as unsettled instead.
+      paid?.release();
+    }
+  }
+
+  private async run(
+    request: GenerateRequest,
+    target: Target,
+    prompt: Token[],
+    stops: string[],
+    maxTokens: number,
+    received: number,
+    paid: { fee(promptTokens: number, completionTokens: number): bigint } | undefined,
+  ): Promise<GenerateResult> {
+    const base = target.base;
     const release = await this.scheduler.acquire(setKey(target.adapters), request.signal);
     const granted = performance.now();
     const id = randomUUID();
@@ -628,6 +667,7 @@ export class ServingEngine {
       output: result.text,
       status: result.ended === 'cancelled' ? 'cancelled' : 'completed',
       latencyMs: finished - received,
+      feeWei: paid?.fee(prompt.length, result.completionTokens),
     });
     const generating = (finished - granted - (result.firstTokenMs ?? 0)) / 1000;
     return {

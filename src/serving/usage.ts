@@ -8,8 +8,8 @@ export type InferenceEndpoint = 'chat.completions' | 'completions' | 'embeddings
 /**
  * What a node attests about one inference call. Its canonical JSON (RFC 8785) hashes to the
  * receipt hash returned to the caller and stored with the usage row, so either side can later
- * show exactly what was served. `fee` is null until payments price calls, and attribution
- * will reference receipts by hash.
+ * show exactly what was served. `fee` is the OPEN wei charged (decimal string; null for a free
+ * call), and attribution will reference receipts by hash.
  */
 export interface InferenceReceipt {
   version: 1;
@@ -29,7 +29,8 @@ export interface InferenceReceipt {
   status: InferenceStatus;
   latencyMs: number;
   createdAt: string;
-  fee: null;
+  /** OPEN wei (decimal string) at the model's on-chain price; null when the call is free. */
+  fee: string | null;
 }
 
 export interface UsageInput {
@@ -47,6 +48,8 @@ export interface UsageInput {
   output: string;
   status: InferenceStatus;
   latencyMs: number;
+  /** The fee in OPEN wei; undefined for a free call. */
+  feeWei?: bigint | undefined;
 }
 
 export function receiptHash(receipt: InferenceReceipt): string {
@@ -77,7 +80,7 @@ export async function recordUsage(
     status: input.status,
     latencyMs: Math.round(input.latencyMs * 1000) / 1000,
     createdAt: new Date().toISOString(),
-    fee: null,
+    fee: input.feeWei === undefined ? null : input.feeWei.toString(),
   };
   const hash = receiptHash(receipt);
   await db.insert(schema.inferenceUsage).values({
@@ -95,6 +98,7 @@ export async function recordUsage(
     status: receipt.status,
     receipt,
     receiptHash: hash,
+    feeWei: receipt.fee,
     createdAt: new Date(receipt.createdAt),
   });
   return { receipt, hash };

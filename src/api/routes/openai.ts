@@ -337,7 +337,6 @@ function requireOperator(ctx: NodeContext, request: FastifyRequest): void {
 function abortOnDisconnect(reply: FastifyReply): AbortController {
   const controller = new AbortController();
   reply.raw.on('close', () => {
-    if (process.env.OL_DEBUG) console.error('close event', reply.raw.writableFinished);
     if (!reply.raw.writableFinished) controller.abort(new Error('the client disconnected'));
   });
   return controller;
@@ -433,7 +432,6 @@ async function serveGeneration(
   } catch (error) {
     if (controller.signal.aborted && !started) {
       // The client left while waiting: nobody reads this answer, but it ends the request.
-      if (process.env.OL_DEBUG) console.error('aborted while queued', reply.raw.destroyed, request.raw.socket?.destroyed);
       throw new OpenLedgerError('BAD_REQUEST', 'The client closed the request.');
     }
     if (!stream || !started) throw error;
@@ -501,10 +499,12 @@ const OPENAI_CODES: Record<string, string> = {
   SESSION_EXPIRED: 'invalid_api_key',
   CONTEXT_LENGTH_EXCEEDED: 'context_length_exceeded',
   SERVING_OVERLOADED: 'rate_limit_exceeded',
+  INSUFFICIENT_BALANCE: 'INSUFFICIENT_BALANCE',
 };
 
 function errorType(status: number): string {
   if (status === 401) return 'authentication_error';
+  if (status === 402) return 'insufficient_quota';
   if (status === 403) return 'permission_error';
   if (status === 429) return 'rate_limit_error';
   if (status >= 500) return 'server_error';

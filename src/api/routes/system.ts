@@ -35,7 +35,7 @@ export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Me
             }),
             contracts: Type.Record(Type.String(), Address, {
               description:
-                'Deployed contracts by name: OpenToken, DatanetRegistry, ModelRegistry, and DevFaucet on the local chain.',
+                'Deployed contracts by name: OpenToken, DatanetRegistry, ModelRegistry, InferenceEscrow, and DevFaucet on the local chain.',
             }),
             database: Type.Object({
               kind: Type.Union([Type.Literal('pglite'), Type.Literal('postgres')]),

@@ -1608,6 +1608,1110 @@ export const DevFaucetAbi = [
 
 export const DevFaucetBytecode = '0x60a060405234801561000f575f5ffd5b50604051610b96380380610b9683398101604081905261002e9161015b565b338061005457604051631e4fbdf760e01b81525f60048201526024015b60405180910390fd5b61005d8161010c565b5060017f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005546617a69146100a65760405163d0bb6e5360e01b815246600482015260240161004b565b6001600160a01b03841660805260018390556002829055600381905560408051848152602081018490529081018290527f44a7a992c6a00f6c43b49bcaabbc5da3b4bff76360f286759d2cfe2108c969529060600160405180910390a1505050506101a2565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f5f5f5f6080858703121561016e575f5ffd5b84516001600160a01b0381168114610184575f5ffd5b60208601516040870151606090970151919890975090945092505050565b6080516109c06101d65f395f81816101d8015281816102fb0152818161037c0152818161051601526105df01526109c05ff3fe6080604052600436106100c2575f3560e01c8063787a08a61161007c5780638da5cb5b116100575780638da5cb5b14610212578063c98166c01461022e578063eec7faa114610243578063f2fde38b14610258575f5ffd5b8063787a08a6146101935780637e18627d146101a857806382bfefc8146101c7575f5ffd5b80630935f004146100cd57806334c5d2ce1461010b57806351cff8d91461012c57806367a5cd061461014b578063715018a61461016a57806375aec2781461017e575f5ffd5b366100c957005b5f5ffd5b3480156100d8575f5ffd5b506100f86100e7366004610913565b60046020525f908152604090205481565b6040519081526020015b60405180910390f35b348015610116575f5ffd5b5061012a61012536600461092e565b610277565b005b348015610137575f5ffd5b5061012a610146366004610913565b6102d4565b348015610156575f5ffd5b5061012a610165366004610913565b610473565b348015610175575f5ffd5b5061012a6106ed565b348015610189575f5ffd5b506100f8617a6981565b34801561019e575f5ffd5b506100f860035481565b3480156101b3575f5ffd5b506100f86101c2366004610913565b610700565b3480156101d2575f5ffd5b506101fa7f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160a01b039091168152602001610102565b34801561021d575f5ffd5b505f546001600160a01b03166101fa565b348015610239575f5ffd5b506100f860025481565b34801561024e575f5ffd5b506100f860015481565b348015610263575f5ffd5b5061012a610272366004610913565b610764565b61027f61079e565b60018390556002829055600381905560408051848152602081018490529081018290527f44a7a992c6a00f6c43b49bcaabbc5da3b4bff76360f286759d2cfe2108c969529060600160405180910390a1505050565b6102dc61079e565b6102e46107ca565b6040516370a0823160e01b81523060048201525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906370a0823190602401602060405180830381865afa158015610348573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061036c9190610957565b9050476103a36001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001684846107e5565b5f836001600160a01b0316826040515f6040518083038185875af1925050503d805f81146103ec576040519150601f19603f3d011682016040523d82523d5f602084013e6103f1565b606091505b505090508061041357604051630db2c7f160e31b815260040160405180910390fd5b60408051848152602081018490526001600160a01b038616917f92ccf450a286a957af52509bc1c9939d1a6a481783e142e41e2499f0bb66ebc6910160405180910390a250505061047060015f5160206109945f395f51905f5255565b50565b61047b6107ca565b6001600160a01b0381165f90815260046020526040812054156104c2576003546001600160a01b0383165f908152600460205260409020546104bd919061096e565b6104c4565b5f5b9050804210156104fe576040516361083b7f60e01b81526001600160a01b0383166004820152602481018290526044015b60405180910390fd5b6001546040516370a0823160e01b81523060048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906370a0823190602401602060405180830381865afa158015610563573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906105879190610957565b10156105a65760405163c1336f8560e01b815260040160405180910390fd5b6001600160a01b0382165f9081526004602052604081204290556002544710156105d0575f6105d4565b6002545b9050610616836001547f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03166107e59092919063ffffffff16565b801561068e575f836001600160a01b0316826040515f6040518083038185875af1925050503d805f8114610665576040519150601f19603f3d011682016040523d82523d5f602084013e61066a565b606091505b505090508061068c57604051630db2c7f160e31b815260040160405180910390fd5b505b60015460408051918252602082018390526001600160a01b038516917f77428ef826409c425864e111d5fe740d7404e66e9c3bccf1a46aea0b396127db910160405180910390a2505061047060015f5160206109945f395f51905f5255565b6106f561079e565b6106fe5f61081f565b565b6001600160a01b0381165f90815260046020526040812054819015610749576003546001600160a01b0384165f90815260046020526040902054610744919061096e565b61074b565b5f5b90504281111561075b578061075d565b5f5b9392505050565b61076c61079e565b6001600160a01b03811661079557604051631e4fbdf760e01b81525f60048201526024016104f5565b6104708161081f565b5f546001600160a01b031633146106fe5760405163118cdaa760e01b81523360048201526024016104f5565b6107d261086e565b60025f5160206109945f395f51905f5255565b6107f2838383600161089d565b61081a57604051635274afe760e01b81526001600160a01b03841660048201526024016104f5565b505050565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f5160206109945f395f51905f52546002036106fe57604051633ee5aeb560e01b815260040160405180910390fd5b60405163a9059cbb60e01b5f8181526001600160a01b038616600452602485905291602083604481808b5af1925060015f511483166108f35783831516156108e7573d5f823e3d81fd5b5f873b113d1516831692505b60405250949350505050565b6001600160a01b0381168114610470575f5ffd5b5f60208284031215610923575f5ffd5b813561075d816108ff565b5f5f5f60608486031215610940575f5ffd5b505081359360208301359350604090920135919050565b5f60208284031215610967575f5ffd5b5051919050565b8082018082111561098d57634e487b7160e01b5f52601160045260245ffd5b9291505056fe9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00a164736f6c6343000825000a' as const;
 
+export const InferenceEscrowAbi = [
+  {
+    "inputs": [
+      {
+        "internalType": "contract IERC20",
+        "name": "token_",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "admin",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "withdrawalDelay_",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "epochLength_",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "constructor"
+  },
+  {
+    "inputs": [],
+    "name": "AccessControlBadConfirmation",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "neededRole",
+        "type": "bytes32"
+      }
+    ],
+    "name": "AccessControlUnauthorizedAccount",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "receiptsRoot",
+        "type": "bytes32"
+      }
+    ],
+    "name": "BatchAlreadySettled",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "epoch",
+        "type": "uint256"
+      }
+    ],
+    "name": "EpochNotClosed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "epoch",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "remaining",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "wanted",
+        "type": "uint256"
+      }
+    ],
+    "name": "ExceedsEpochFees",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      }
+    ],
+    "name": "ExpiredSignature",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "available",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "wanted",
+        "type": "uint256"
+      }
+    ],
+    "name": "InsufficientBalance",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "currentNonce",
+        "type": "uint256"
+      }
+    ],
+    "name": "InvalidAccountNonce",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "InvalidBatch",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "InvalidParameters",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "InvalidShortString",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      }
+    ],
+    "name": "InvalidSignature",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
+    ],
+    "name": "NoWithdrawalRequested",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ReentrancyGuardReentrantCall",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
+    "name": "SafeERC20FailedOperation",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "string",
+        "name": "str",
+        "type": "string"
+      }
+    ],
+    "name": "StringTooLong",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "unlockAt",
+        "type": "uint64"
+      }
+    ],
+    "name": "WithdrawalLocked",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroAmount",
+    "type": "error"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "receiptsRoot",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "settler",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "epoch",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "callers",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "total",
+        "type": "uint256"
+      }
+    ],
+    "name": "BatchSettled",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "receiptsRoot",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "owed",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "charged",
+        "type": "uint256"
+      }
+    ],
+    "name": "ChargeShortfall",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "receiptsRoot",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "Charged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "from",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "Deposited",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [],
+    "name": "EIP712DomainChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "epoch",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "EpochFeesReleased",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "previousAdminRole",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "newAdminRole",
+        "type": "bytes32"
+      }
+    ],
+    "name": "RoleAdminChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
+    ],
+    "name": "RoleGranted",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
+    ],
+    "name": "RoleRevoked",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "unlockAt",
+        "type": "uint64"
+      }
+    ],
+    "name": "WithdrawalRequested",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "Withdrawn",
+    "type": "event"
+  },
+  {
+    "inputs": [],
+    "name": "DEFAULT_ADMIN_ROLE",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "DISTRIBUTOR_ROLE",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "DOMAIN_SEPARATOR",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "MAX_BATCH",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "REQUEST_WITHDRAWAL_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SETTLER_ROLE",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
+    ],
+    "name": "available",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
+    ],
+    "name": "balanceOf",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "receiptsRoot",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address[]",
+        "name": "callers",
+        "type": "address[]"
+      },
+      {
+        "internalType": "uint256[]",
+        "name": "amounts",
+        "type": "uint256[]"
+      }
+    ],
+    "name": "charge",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "total",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "currentEpoch",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "deposit",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint8",
+        "name": "v",
+        "type": "uint8"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "r",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "s",
+        "type": "bytes32"
+      }
+    ],
+    "name": "depositWithPermit",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "eip712Domain",
+    "outputs": [
+      {
+        "internalType": "bytes1",
+        "name": "fields",
+        "type": "bytes1"
+      },
+      {
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
+      },
+      {
+        "internalType": "string",
+        "name": "version",
+        "type": "string"
+      },
+      {
+        "internalType": "uint256",
+        "name": "chainId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "verifyingContract",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "salt",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256[]",
+        "name": "extensions",
+        "type": "uint256[]"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "epoch",
+        "type": "uint256"
+      }
+    ],
+    "name": "epochFees",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "epochLength",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "epoch",
+        "type": "uint256"
+      }
+    ],
+    "name": "epochReleased",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      }
+    ],
+    "name": "getRoleAdmin",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "grantRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "hasRole",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "nonces",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "epoch",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "releaseEpochFees",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "callerConfirmation",
+        "type": "address"
+      }
+    ],
+    "name": "renounceRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "requestWithdrawal",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "deadline",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
+      }
+    ],
+    "name": "requestWithdrawalWithSig",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "revokeRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "receiptsRoot",
+        "type": "bytes32"
+      }
+    ],
+    "name": "settled",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes4",
+        "name": "interfaceId",
+        "type": "bytes4"
+      }
+    ],
+    "name": "supportsInterface",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "token",
+    "outputs": [
+      {
+        "internalType": "contract IERC20",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "totalBalances",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      }
+    ],
+    "name": "withdraw",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "withdrawalDelay",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
+    ],
+    "name": "withdrawalOf",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint64",
+        "name": "unlockAt",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  }
+] as const;
+
+export const InferenceEscrowBytecode = '0x6101c0604052348015610010575f5ffd5b5060405161227338038061227383398101604081905261002f91610333565b6040518060400160405280601a81526020017f4f70656e4c656467657220496e666572656e6365457363726f77000000000000815250604051806040016040528060018152602001603160f81b81525060016100956100926101ee60201b60201c565b90565b5561009f82610212565b610120526100ac81610212565b61014052815160208084019190912060e052815190820120610100524660a05261013860e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b038416158061015e57506001600160a01b038316155b1561017c5760405163d92e233d60e01b815260040160405180910390fd5b6001600160401b038216158061019957506001600160401b038116155b156101b757604051630e52390960e41b815260040160405180910390fd5b6001600160a01b038416610160526001600160401b038083166101805281166101a0526101e45f84610258565b50505050506103e4565b7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f0090565b5f5f829050601f81511115610245578260405163305a27a960e01b815260040161023c9190610389565b60405180910390fd5b8051610250826103be565b179392505050565b5f828152602081815260408083206001600160a01b038516845290915281205460ff166102f8575f838152602081815260408083206001600160a01b03861684529091529020805460ff191660011790556102b03390565b6001600160a01b0316826001600160a01b0316847f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d60405160405180910390a45060016102fb565b505f5b92915050565b6001600160a01b0381168114610315575f5ffd5b50565b80516001600160401b038116811461032e575f5ffd5b919050565b5f5f5f5f60808587031215610346575f5ffd5b845161035181610301565b602086015190945061036281610301565b925061037060408601610318565b915061037e60608601610318565b905092959194509250565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b805160208083015191908110156103de575f198160200360031b1b821691505b50919050565b60805160a05160c05160e05161010051610120516101405161016051610180516101a051611de861048b5f395f81816103540152610ec701525f818161046301526110af01525f818161053f015281816107770152818161097e01528181610e75015281816111e90152818161126901526112b201525f61165601525f61162b01525f61156b01525f61154301525f61149e01525f6114c801525f6114f20152611de85ff3fe608060405234801561000f575f5ffd5b50600436106101e6575f3560e01c80637667180811610109578063a7ab69611161009e578063d5da31a31161006e578063d5da31a3146104ca578063d945af1d146104f1578063f0bd87cc14610513578063fc0c546a1461053a575f5ffd5b8063a7ab69611461045e578063a7c263c114610485578063b6b55f25146104a4578063d547741f146104b7575f5ffd5b8063950bff9f116100d9578063950bff9f146104325780639ee679e81461043b578063a217fddf1461044e578063a69a2ad114610455575f5ffd5b806376671808146103d45780637ecebe00146103dc57806384b0196e1461040457806391d148541461041f575f5ffd5b8063328cf87d1161017f57806351cff8d91161014f57806351cff8d91461033c57806357d775f81461034f57806370a082311461038e5780637445e85c146103ad575f5ffd5b8063328cf87d146102fb5780633644e5151461030e57806336568abe14610316578063487daefe14610329575f5ffd5b806314bf9d2b116101ba57806314bf9d2b1461025b57806322a714ef146102a7578063248a9ca3146102c65780632f2ff15d146102e8575f5ffd5b80626fa92a146101ea57806301ffc9a7146101ff57806310098ad51461022757806312a62cff14610248575b5f5ffd5b6101fd6101f83660046119e0565b610579565b005b61021261020d366004611a6c565b6106ab565b60405190151581526020015b60405180910390f35b61023a610235366004611a9a565b6106e1565b60405190815260200161021e565b6101fd610256366004611ab3565b610725565b61028a610269366004611a9a565b60056020525f9081526040902080546001909101546001600160401b031682565b604080519283526001600160401b0390911660208301520161021e565b61023a6102b5366004611b0e565b60086020525f908152604090205481565b61023a6102d4366004611b0e565b5f9081526020819052604090206001015490565b6101fd6102f6366004611b25565b6107eb565b6101fd610309366004611b4f565b610815565b61023a6109bc565b6101fd610324366004611b25565b6109ca565b61023a610337366004611bc9565b610a02565b61023a61034a366004611a9a565b610cd3565b6103767f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160401b03909116815260200161021e565b61023a61039c366004611a9a565b60046020525f908152604090205481565b61023a7f6666bf5bfee463d10a7fc50448047f8a53b7762d7e28fbc5c643182785f3fd3f81565b61023a610eb9565b61023a6103ea366004611a9a565b6001600160a01b03165f9081526003602052604090205490565b61040c610eed565b60405161021e9796959493929190611c6e565b61021261042d366004611b25565b610f2f565b61023a61010081565b6101fd610449366004611b0e565b610f57565b61023a5f81565b61023a60095481565b6103767f000000000000000000000000000000000000000000000000000000000000000081565b61023a610493366004611b0e565b60076020525f908152604090205481565b6101fd6104b2366004611b0e565b610f64565b6101fd6104c5366004611b25565b610f8d565b61023a7f33dfad16940d6553259584e4610d47fd86192cabe243ecb17d00ed64d9de509281565b6102126104ff366004611b0e565b60066020525f908152604090205460ff1681565b61023a7ffbd454f36a7e1a388bd6fc3ab10d434aa4578f811acbbcf33afb1c697486313c81565b6105617f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160a01b03909116815260200161021e565b6001600160a01b0385166105a05760405163d92e233d60e01b815260040160405180910390fd5b824211156105c957604051632f4aa44f60e21b8152600481018490526024015b60405180910390fd5b5f7f33dfad16940d6553259584e4610d47fd86192cabe243ecb17d00ed64d9de50928686610613896001600160a01b03165f90815260036020526040902080546001810190915590565b6040805160208101959095526001600160a01b03909316928401929092526060830152608082015260a0810185905260c0016040516020818303038152906040528051906020012090506106718661066a83610fb1565b8585610fdd565b61069957604051633615713d60e21b81526001600160a01b03871660048201526024016105c0565b6106a38686611051565b505050505050565b5f6001600160e01b03198216637965db0b60e01b14806106db57506301ffc9a760e01b6001600160e01b03198316145b92915050565b6001600160a01b0381165f9081526004602090815260408083205460059092528220548181101561071b576107168183611d18565b61071d565b5f5b949350505050565b61072d611170565b60405163d505accf60e01b81526001600160a01b038781166004830152306024830152604482018790526064820186905260ff8516608483015260a4820184905260c482018390527f0000000000000000000000000000000000000000000000000000000000000000169063d505accf9060e4015f604051808303815f87803b1580156107b8575f5ffd5b505af19250505080156107c9575060015b506107d586878761118b565b6106a360015f516020611dbc5f395f51905f5255565b5f82815260208190526040902060010154610805816113c4565b61080f83836113ce565b50505050565b7ffbd454f36a7e1a388bd6fc3ab10d434aa4578f811acbbcf33afb1c697486313c61083f816113c4565b610847611170565b6001600160a01b03831661086e5760405163d92e233d60e01b815260040160405180910390fd5b815f0361088e57604051631f2a200560e01b815260040160405180910390fd5b610896610eb9565b84106108b85760405163195f6c5d60e31b8152600481018590526024016105c0565b5f8481526008602090815260408083205460079092528220546108db9190611d18565b90508083111561090f5760405163173e5f9f60e31b81526004810186905260248101829052604481018490526064016105c0565b5f858152600860205260408120805485929061092c908490611d2b565b90915550506040518381526001600160a01b0385169086907f6a3dcb185f06591d0c57bccd7286b7f7c16eb1b94595d9673ef350b0a29db08a9060200160405180910390a36109a56001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016858561145d565b5061080f60015f516020611dbc5f395f51905f5255565b5f6109c5611492565b905090565b6001600160a01b03811633146109f35760405163334bd91960e11b815260040160405180910390fd5b6109fd82826115bb565b505050565b5f7f6666bf5bfee463d10a7fc50448047f8a53b7762d7e28fbc5c643182785f3fd3f610a2d816113c4565b610a35611170565b84871580610a41575080155b80610a4d575061010081115b80610a585750838114155b15610a76576040516333b094a160e01b815260040160405180910390fd5b5f8881526006602052604090205460ff1615610aa857604051633f0af2bb60e21b8152600481018990526024016105c0565b5f888152600660205260408120805460ff191660011790555b81811015610c2a575f888883818110610adc57610adc611d3e565b9050602002016020810190610af19190611a9a565b90505f878784818110610b0657610b06611d3e565b905060200201359050805f03610b2f57604051631f2a200560e01b815260040160405180910390fd5b6001600160a01b0382165f9081526004602052604081205490818310610b555781610b57565b825b9050610b638183611d18565b6001600160a01b0385165f90815260046020526040902055610b858189611d2b565b9750836001600160a01b03168d7f2effd2ba2db06482a494137fdbbc94f56939e2836b5edf4ca6a5a34b7f4e04bb83604051610bc391815260200190565b60405180910390a382811015610c1a5760408051848152602081018390526001600160a01b038616918f917f2f9fe897e06fe8ab0ede4795c364790bda6c17793181ae3a871a36e655a8ab13910160405180910390a35b505060019092019150610ac19050565b508260095f828254610c3c9190611d18565b909155505f9050610c4b610eb9565b90508360075f8381526020019081526020015f205f828254610c6d9190611d2b565b90915550506040805183815260208101869052829133918c917f63325c936a2435acd1717fa7c198371f9298d85298c29cdb6b043af0d1c70cc3910160405180910390a45050610cc960015f516020611dbc5f395f51905f5255565b5095945050505050565b5f610cdc611170565b6001600160a01b0382165f908152600560209081526040808320815180830190925280548083526001909101546001600160401b0316928201929092529103610d43576040516333ab3ba760e11b81526001600160a01b03841660048201526024016105c0565b80602001516001600160401b0316421015610d9157602081015160405163412ad9a160e11b81526001600160a01b03851660048201526001600160401b0390911660248201526044016105c0565b6001600160a01b0383165f9081526004602052604090205481518111610db75780610dba565b81515b6001600160a01b0385165f908152600560205260408120908155600101805467ffffffffffffffff191690559250610df28382611d18565b6001600160a01b0385165f9081526004602052604081209190915560098054859290610e1f908490611d18565b90915550506040518381526001600160a01b038516907f7084f5476618d8e60b11ef0d7d3f06914655adb8793e28ff7f018d4c76d505d59060200160405180910390a28215610e9c57610e9c6001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016858561145d565b5050610eb460015f516020611dbc5f395f51905f5255565b919050565b5f6109c56001600160401b037f00000000000000000000000000000000000000000000000000000000000000001642611d52565b5f6060805f5f5f6060610efe611624565b610f0661164f565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b5f918252602082815260408084206001600160a01b0393909316845291905290205460ff1690565b610f613382611051565b50565b610f6c611170565b610f7733338361118b565b610f6160015f516020611dbc5f395f51905f5255565b5f82815260208190526040902060010154610fa7816113c4565b61080f83836115bb565b5f6106db610fbd611492565b8360405161190160f01b8152600281019290925260228201526042902090565b5f846001600160a01b03163b5f0361103c575f5f610ffc86868661167a565b5090925090505f81600381111561101557611015611d71565b1480156110335750866001600160a01b0316826001600160a01b0316145b9250505061071d565b611048858585856116c1565b95945050505050565b6001600160a01b0382165f90815260046020526040902054808211156110a35760405163db42144d60e01b81526001600160a01b038416600482015260248101829052604481018390526064016105c0565b5f82156110d9576110d47f000000000000000000000000000000000000000000000000000000000000000042611d85565b6110db565b5f5b6040805180820182528581526001600160401b0383811660208084018281526001600160a01b038b165f818152600584528790209551865590516001909501805467ffffffffffffffff19169590941694909417909255835188815291820152929350917fbf6730b5b5d9fd45cdb42f69910317da629fd6e12b3ab41aa1708cd916385dfc910160405180910390a250505050565b61117861172b565b60025f516020611dbc5f395f51905f5255565b6001600160a01b0383166111b25760405163d92e233d60e01b815260040160405180910390fd5b805f036111d257604051631f2a200560e01b815260040160405180910390fd5b6040516370a0823160e01b81523060048201525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906370a0823190602401602060405180830381865afa158015611236573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061125a9190611da4565b90506112916001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001684308561175c565b6040516370a0823160e01b81523060048201525f9082906001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016906370a0823190602401602060405180830381865afa1580156112f7573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061131b9190611da4565b6113259190611d18565b6001600160a01b0386165f90815260046020526040812080549293508392909190611351908490611d2b565b925050819055508060095f8282546113699190611d2b565b92505081905550836001600160a01b0316856001600160a01b03167f8752a472e571a816aea92eec8dae9baf628e840f4929fbcc2d155e6233ff68a7836040516113b591815260200190565b60405180910390a35050505050565b610f618133611792565b5f6113d98383610f2f565b611456575f838152602081815260408083206001600160a01b03861684529091529020805460ff1916600117905561140e3390565b6001600160a01b0316826001600160a01b0316847f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d60405160405180910390a45060016106db565b505f6106db565b61146a83838360016117cf565b6109fd57604051635274afe760e01b81526001600160a01b03841660048201526024016105c0565b5f306001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000161480156114ea57507f000000000000000000000000000000000000000000000000000000000000000046145b1561151457507f000000000000000000000000000000000000000000000000000000000000000090565b6109c5604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b5f6115c68383610f2f565b15611456575f838152602081815260408083206001600160a01b0386168085529252808320805460ff1916905551339286917ff6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b9190a45060016106db565b60606109c57f0000000000000000000000000000000000000000000000000000000000000000611831565b60606109c57f0000000000000000000000000000000000000000000000000000000000000000611831565b5f808060418490036116ae578435602086013560408701355f1a6116a08982858561186e565b9550955095505050506116b8565b505f915060029050825b93509350939050565b60408051630b135d3f60e11b808252600482018690526024820192909252604481018390525f91908390818660648301375f82606483010152601f820160051c60051b915060205f60648401838b5afa9050825f5114601f3d111681169350505050949350505050565b5f516020611dbc5f395f51905f525460020361175a57604051633ee5aeb560e01b815260040160405180910390fd5b565b61176a848484846001611936565b61080f57604051635274afe760e01b81526001600160a01b03851660048201526024016105c0565b61179c8282610f2f565b6117cb5760405163e2517d3f60e01b81526001600160a01b0382166004820152602481018390526044016105c0565b5050565b60405163a9059cbb60e01b5f8181526001600160a01b038616600452602485905291602083604481808b5af1925060015f51148316611825578383151615611819573d5f823e3d81fd5b5f873b113d1516831692505b60405250949350505050565b60605f61183d836119a3565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08411156118a757505f9150600390508261192c565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa1580156118f8573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b03811661192357505f92506001915082905061192c565b92505f91508190505b9450945094915050565b6040516323b872dd60e01b5f8181526001600160a01b038781166004528616602452604485905291602083606481808c5af1925060015f51148316611992578383151615611986573d5f823e3d81fd5b5f883b113d1516831692505b604052505f60605295945050505050565b5f60ff8216601f8111156106db57604051632cd44ac360e21b815260040160405180910390fd5b80356001600160a01b0381168114610eb4575f5ffd5b5f5f5f5f5f608086880312156119f4575f5ffd5b6119fd866119ca565b9450602086013593506040860135925060608601356001600160401b03811115611a25575f5ffd5b8601601f81018813611a35575f5ffd5b80356001600160401b03811115611a4a575f5ffd5b886020828401011115611a5b575f5ffd5b959894975092955050506020019190565b5f60208284031215611a7c575f5ffd5b81356001600160e01b031981168114611a93575f5ffd5b9392505050565b5f60208284031215611aaa575f5ffd5b611a93826119ca565b5f5f5f5f5f5f60c08789031215611ac8575f5ffd5b611ad1876119ca565b95506020870135945060408701359350606087013560ff81168114611af4575f5ffd5b9598949750929560808101359460a0909101359350915050565b5f60208284031215611b1e575f5ffd5b5035919050565b5f5f60408385031215611b36575f5ffd5b82359150611b46602084016119ca565b90509250929050565b5f5f5f60608486031215611b61575f5ffd5b83359250611b71602085016119ca565b929592945050506040919091013590565b5f5f83601f840112611b92575f5ffd5b5081356001600160401b03811115611ba8575f5ffd5b6020830191508360208260051b8501011115611bc2575f5ffd5b9250929050565b5f5f5f5f5f60608688031215611bdd575f5ffd5b8535945060208601356001600160401b03811115611bf9575f5ffd5b611c0588828901611b82565b90955093505060408601356001600160401b03811115611c23575f5ffd5b611c2f88828901611b82565b969995985093965092949392505050565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60ff60f81b8816815260e060208201525f611c8c60e0830189611c40565b8281036040840152611c9e8189611c40565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b81811015611cf3578351835260209384019390920191600101611cd5565b50909b9a5050505050505050505050565b634e487b7160e01b5f52601160045260245ffd5b818103818111156106db576106db611d04565b808201808211156106db576106db611d04565b634e487b7160e01b5f52603260045260245ffd5b5f82611d6c57634e487b7160e01b5f52601260045260245ffd5b500490565b634e487b7160e01b5f52602160045260245ffd5b6001600160401b0381811683821601908111156106db576106db611d04565b5f60208284031215611db4575f5ffd5b505191905056fe9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00a164736f6c6343000825000a' as const;
+
 export const ModelRegistryAbi = [
   {
     "inputs": [
