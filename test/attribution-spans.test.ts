@@ -1,7 +1,10 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON answers of the API and the CLI */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { eq } from 'drizzle-orm';
 import { privateKeyToAccount } from 'viem/accounts';
 import {
   SpanIndex,
@@ -13,12 +16,13 @@ import {
   type ShardRow,
 } from '../src/attribution/index.ts';
 import { devAccount } from '../src/chain/index.ts';
+import { schema } from '../src/db/index.ts';
 import { loadBuiltinCorpus } from '../src/factory/builtin/corpus.ts';
 import { BUILTIN_MODELS_DIR, BUILTIN_MODEL_NAME } from '../src/factory/builtin/paths.ts';
 import { loadTokenizer } from '../src/factory/tokenizers.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { call } from './helpers/http.ts';
-import { startTestNode, type TestNode } from './helpers/node.ts';
+import { ROOT, startTestNode, type TestNode } from './helpers/node.ts';
 
 const BUILTIN_GGUF = path.join(BUILTIN_MODELS_DIR, `${BUILTIN_MODEL_NAME}.gguf`);
 const NO_MODEL = existsSync(BUILTIN_GGUF) ? false : 'the built-in model is not built';
@@ -344,7 +348,7 @@ describe('planted canaries (built-in tokenizer)', { skip: NO_MODEL }, () => {
     assert.ok(!encode(' the whale').some((t) => delimiters[t]));
   });
 
-  it('credits the canary owner with precision and recall ≥ 0.99', () => {
+  it('credits the canary owner with precision and recall ≥ 0.99', (t) => {
     const rnd = random(77);
     let tp = 0;
     let fp = 0;
@@ -367,12 +371,15 @@ describe('planted canaries (built-in tokenizer)', { skip: NO_MODEL }, () => {
     }
     const precision = tp / (tp + fp);
     const recall = tp / (tp + fn);
+    t.diagnostic(
+      `precision ${precision}, recall ${recall}, mean owner weight ${ownerMass / TRIALS}`,
+    );
     assert.ok(precision >= 0.99, `precision ${precision}`);
     assert.ok(recall >= 0.99, `recall ${recall}`);
     assert.ok(ownerMass / TRIALS >= 0.99, `mean owner weight ${ownerMass / TRIALS}`);
   });
 
-  it('pays nobody for canary-free outputs in ≤ 1 % of cases', () => {
+  it('pays nobody for canary-free outputs in ≤ 1 % of cases', (t) => {
     const rnd = random(99);
     let paid = 0;
     const TRIALS = 400;
@@ -387,6 +394,7 @@ describe('planted canaries (built-in tokenizer)', { skip: NO_MODEL }, () => {
           : encode(generic(rnd));
       if (Object.keys(index.trace(tokens).weights).length > 0) paid++;
     }
+    t.diagnostic(`${paid} of ${TRIALS} canary-free outputs paid someone`);
     assert.ok(paid / TRIALS <= 0.01, `${paid} of ${TRIALS} paid`);
   });
 
@@ -446,7 +454,24 @@ describe('planted canaries (built-in tokenizer)', { skip: NO_MODEL }, () => {
   });
 });
 
-describe('span indexes of committed datanet versions (node, API)', () => {
+function cli(url: string, args: string[]): Promise<{ code: number | null; json: any }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [path.join(ROOT, 'bin/openledger.js'), ...args, '--json', '--url', url],
+      { env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) =>
+      resolve({ code, json: JSON.parse((code === 0 ? stdout : stderr) || 'null') }),
+    );
+  });
+}
+
+describe('span indexes of committed datanet versions (node, API, CLI)', () => {
   let node: TestNode;
   const owner = () => new DatanetActor(node.url, devAccount(0));
   const alice = () => new DatanetActor(node.url, devAccount(1));
@@ -591,7 +616,80 @@ describe('span indexes of committed datanet versions (node, API)', () => {
     assert.deepEqual(allowed.body.weights, { [devAccount(1).address]: 1 });
   });
 
+  it('answers the CLI: index status, build, count, find and trace', async () => {
+    const status = await cli(node.url, ['attribution', 'index', String(openId)]);
+    assert.equal(status.code, 0, JSON.stringify(status.json));
+    assert.equal(status.json.status, 'ready');
+    const count = await cli(node.url, [
+      'attribution',
+      'count',
+      '--datanet',
+      `${openId}@2`,
+      '--text',
+      'paper cranes',
+    ]);
+    assert.equal(count.json.count, 1);
+    const found = await cli(node.url, [
+      'attribution',
+      'find',
+      '--datanet',
+      String(openId),
+      '--text',
+      'paper cranes',
+    ]);
+    assert.equal(found.json.occurrences[0].contributor, devAccount(2).address);
+    const trace = await cli(node.url, [
+      'attribution',
+      'trace',
+      '--datanet',
+      String(openId),
+      '--text',
+      CANARY_B,
+    ]);
+    assert.deepEqual(trace.json.weights, { [devAccount(2).address]: 1 });
+    const denied = await cli(node.url, [
+      'attribution',
+      'trace',
+      '--datanet',
+      String(closedId),
+      '--text',
+      CANARY_B,
+      '--account',
+      '3',
+    ]);
+    assert.equal(denied.code, 1);
+    assert.equal(denied.json.error.code, 'FORBIDDEN');
+    const built = await cli(node.url, [
+      'attribution',
+      'index',
+      String(closedId),
+      '1',
+      '--build',
+      '--force',
+      '--wait',
+      '--account',
+      '0',
+    ]);
+    assert.equal(built.code, 0, JSON.stringify(built.json));
+    assert.equal(built.json.status, 'ready');
+  });
+
   it('rebuilds on demand, answers INDEX_NOT_READY and validation errors clearly', async () => {
+    const { db } = node.node.context.database;
+    await db
+      .delete(schema.attributionIndexes)
+      .where(eq(schema.attributionIndexes.datanetId, closedId));
+    const notReady = await owner().call('POST', '/api/attribution/count', {
+      datanets: [{ id: closedId }],
+      text: 'copper',
+    });
+    assert.equal(notReady.status, 409, JSON.stringify(notReady.body));
+    assert.equal(notReady.body.error.code, 'INDEX_NOT_READY');
+    assert.equal(
+      (await owner().call('GET', `/api/attribution/index/${closedId}/1`)).body.status,
+      'missing',
+    );
+
     const built = await alice().call('POST', `/api/attribution/index/${openId}/latest`, {
       force: true,
     });

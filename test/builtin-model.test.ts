@@ -37,7 +37,7 @@ describe('the built-in base model', () => {
     assert.ok(a.built && b.built);
     assert.equal(a.card.gguf.sha256, b.card.gguf.sha256);
     assert.deepEqual(await readFile(a.path), await readFile(b.path));
-    assert.equal(a.card.recipeSha256, builtinRecipeSha256(2));
+    assert.equal(a.card.recipeSha256, builtinRecipeSha256(2, 2));
     assert.notEqual(a.card.recipeSha256, builtinRecipeSha256());
     // training moved it away from the initial weights, and a current build is kept
     assert.ok(a.card.metrics.validationLoss < a.card.metrics.initialValidationLoss);

@@ -336,7 +336,10 @@ test(
           );
         }
         assert.equal(sum, r.tokens, 'per-contributor tokens add up to the tokens trained');
-        assert.match(await textOf(byId('job-not-yet')), /not available on this node yet/);
+        assert.equal(
+          await byId('job-chat-link').getAttribute('href'),
+          `/playground?${new URLSearchParams({ adapter: r.adapterBlobId, base: job.params.baseModel })}`,
+        );
         await shot('job');
       });
 

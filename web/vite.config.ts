@@ -21,6 +21,7 @@ export default defineConfig({
     proxy: {
       '/api': process.env.OPENLEDGER_URL ?? 'http://127.0.0.1:7070',
       '/healthz': process.env.OPENLEDGER_URL ?? 'http://127.0.0.1:7070',
+      '/v1': process.env.OPENLEDGER_URL ?? 'http://127.0.0.1:7070',
     },
   },
 });

@@ -13,6 +13,7 @@ import { createMetrics } from './metrics.ts';
 import { attributionRoutes } from './routes/attribution.ts';
 import { authRoutes } from './routes/auth.ts';
 import { datanetRoutes } from './routes/datanets.ts';
+import { escrowRoutes } from './routes/escrow.ts';
 import { factoryRoutes } from './routes/factory.ts';
 import { factoryEvalRoutes } from './routes/factory-eval.ts';
 import { factoryExportRoutes } from './routes/factory-exports.ts';
@@ -96,6 +97,7 @@ export async function buildServer(
   authRoutes(app, ctx);
   keyRoutes(app, ctx);
   tokenRoutes(app, ctx);
+  escrowRoutes(app, ctx);
   datanetRoutes(app, ctx);
   jobRoutes(app, ctx);
   factoryRoutes(app, ctx);

@@ -99,6 +99,8 @@ export class AttributionService {
   private readonly tokenizers = new Map<string, { key: string; info: TokenizerInfo }>();
   private readonly shardCache = new Map<string, { shard: SpanShard; bytes: number }>();
   private cachedBytes = 0;
+  /** Opened indexes by their shards: statistics over many shards take a moment to gather. */
+  private readonly indexCache = new Map<string, SpanIndex>();
 
   constructor(private readonly deps: AttributionDeps) {}
 
@@ -389,7 +391,7 @@ export class AttributionService {
       throw new OpenLedgerError('VALIDATION_FAILED', 'Name at least one datanet version.');
     for (const ref of refs) await this.datanets().assertCanRead(ref.id, reader);
     const tok = await this.tokenizer(model);
-    const shards: SpanShard[] = [];
+    const shards: { blobId: string; shard: SpanShard }[] = [];
     const resolved: { id: number; version: number }[] = [];
     const seen = new Set<number>();
     for (const ref of refs) {
@@ -408,8 +410,19 @@ export class AttributionService {
         );
       resolved.push({ id: ref.id, version: state.version });
       for (const entry of state.versions)
-        for (const s of entry.shards) shards.push(await this.loadShard(s.blobId));
+        for (const s of entry.shards)
+          shards.push({ blobId: s.blobId, shard: await this.loadShard(s.blobId) });
     }
-    return { index: new SpanIndex(shards, tok.delimiters), tokenizer: tok, datanets: resolved };
+    const key = `${tok.sha256}:${shards.map((s) => s.blobId).join(',')}`;
+    let index = this.indexCache.get(key);
+    if (!index) {
+      index = new SpanIndex(
+        shards.map((s) => s.shard),
+        tok.delimiters,
+      );
+      if (this.indexCache.size >= 16) this.indexCache.delete(this.indexCache.keys().next().value!);
+      this.indexCache.set(key, index);
+    }
+    return { index, tokenizer: tok, datanets: resolved };
   }
 }

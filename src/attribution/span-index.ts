@@ -79,6 +79,24 @@ export class SpanIndex {
       for (let c = 0; c < this.separator; c++) this.unigrams[c]! += shard.unigram(c);
       total += shard.tokenCount;
     }
+    // A row that several datanets hold counts once in the statistics too (for the first
+    // contributed, as in the trace): otherwise copying rows into another datanet would shift
+    // every token's rarity, and with it the shares of contributors.
+    const first = new Map<string, { shard: SpanShard; row: number }>();
+    for (const shard of shards)
+      shard.rows.forEach((row, r) => {
+        const seen = first.get(row.rowHash);
+        if (!seen || firstRow(row, seen.shard.rows[seen.row]!) < 0)
+          first.set(row.rowHash, { shard, row: r });
+      });
+    for (const shard of shards)
+      shard.rows.forEach((row, r) => {
+        const kept = first.get(row.rowHash)!;
+        if (kept.shard === shard && kept.row === r) return;
+        const end = shard.rowStarts[r + 1]! - 1; // the row's separator
+        for (let p = shard.rowStarts[r]!; p < end; p++) this.unigrams[shard.tokens[p]!]! -= 1;
+        total -= end - shard.rowStarts[r]!;
+      });
     this.totalTokens = total;
   }
 

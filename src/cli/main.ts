@@ -28,6 +28,7 @@ import {
 import { registerAttributionCommands } from './commands/attribution.ts';
 import { registerChatCommands } from './commands/chat.ts';
 import { deploy } from './commands/deploy.ts';
+import { registerEscrowCommands } from './commands/escrow.ts';
 import { registerExportCommand } from './commands/export.ts';
 import { registerJobsCommands } from './commands/jobs.ts';
 import { keysCreate, keysList, keysRevoke } from './commands/keys.ts';
@@ -331,6 +332,7 @@ registerModelsCommand(program, out);
 registerJobsCommands(program, out, signerOptions);
 registerChatCommands(program, out, signerOptions);
 registerAttributionCommands(program, out, signerOptions);
+registerEscrowCommands(program, out, signerOptions);
 
 signerOptions(
   program

@@ -92,7 +92,10 @@ export class EscrowService {
         args: [BigInt(publishedModelId)],
       }),
     );
-    const price = { pricePer1kInput: model.pricePer1kInput, pricePer1kOutput: model.pricePer1kOutput };
+    const price = {
+      pricePer1kInput: model.pricePer1kInput,
+      pricePer1kOutput: model.pricePer1kOutput,
+    };
     this.prices.set(publishedModelId, { price, at: Date.now() });
     return price;
   }
@@ -331,9 +334,13 @@ export class EscrowService {
     try {
       return await call();
     } catch (cause) {
-      throw new OpenLedgerError('ESCROW_UNAVAILABLE', 'Could not read the inference escrow on-chain.', {
-        cause,
-      });
+      throw new OpenLedgerError(
+        'ESCROW_UNAVAILABLE',
+        'Could not read the inference escrow on-chain.',
+        {
+          cause,
+        },
+      );
     }
   }
 }

@@ -10,6 +10,7 @@ import type { LlamaConfig } from '../../src/engine/model/index.ts';
 import { startNode, type RunningNode } from '../../src/node/index.ts';
 import { call, signIn } from './http.ts';
 import { randomTensors, SHAPE, syntheticVocab } from './models.ts';
+import { WEB_DIR } from './node.ts';
 
 /** The tiny random llama the serving tests run (SHAPE of helpers/models.ts, context 256). */
 export const TINY_CONTEXT = 256;
@@ -100,6 +101,7 @@ export async function startServingNode(serving: Partial<ServingConfig> = {}): Pr
   const node = await startNode({
     ...base,
     modelsDirs: [path.join(dataDir, 'models')],
+    webDir: WEB_DIR, // for the Playground's browser test
     // One thread: two on two shared cores spin against other processes and run 100× slower.
     serving: { ...base.serving, baseModels: ['tiny'], threads: 1, ...serving },
   });

@@ -14,6 +14,7 @@ import { TrainingJobPage } from './pages/factory/TrainingJob';
 import { KeysPage } from './pages/Keys';
 import { ModelsPage } from './pages/models/ModelsList';
 import { NotFound } from './pages/NotFound';
+import { PlaygroundPage } from './pages/playground/Playground';
 import { SECTIONS, SectionPage } from './pages/Section';
 
 function Routes() {
@@ -31,6 +32,7 @@ function Routes() {
   const job = /^\/factory\/jobs\/([0-9a-fA-F-]{36})$/.exec(path);
   if (job) return <TrainingJobPage key={job[1]} id={job[1]!.toLowerCase()} />;
   if (path === '/models') return <ModelsPage />;
+  if (path === '/playground') return <PlaygroundPage />;
   const section = Object.hasOwn(SECTIONS, path) ? SECTIONS[path] : undefined;
   if (section) return <SectionPage key={section.id} section={section} />;
   return <NotFound />;

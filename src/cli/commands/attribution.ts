@@ -39,8 +39,8 @@ async function clientFor(flags: AuthFlags): Promise<NodeClient> {
   const named =
     flags.account !== undefined ||
     flags.keystore !== undefined ||
-    process.env.OPENLEDGER_API_KEY !== undefined ||
-    process.env.OPENLEDGER_PRIVATE_KEY !== undefined;
+    Boolean(process.env.OPENLEDGER_API_KEY) ||
+    Boolean(process.env.OPENLEDGER_PRIVATE_KEY);
   return named ? authenticatedClient(flags) : new NodeClient(flags.url);
 }
 

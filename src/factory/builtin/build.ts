@@ -48,6 +48,8 @@ export interface BuildOptions {
   threads?: number;
   /** Override the recipe's steps (a short run for tests; the card records it). */
   steps?: number;
+  /** Override the recipe's windows per step (tests; part of the recipe hash). */
+  batchSize?: number;
   onProgress?: (progress: PretrainProgress) => void;
 }
 
@@ -67,10 +69,22 @@ function cardPathOf(dir: string): string {
   return path.join(dir, `${BUILTIN_MODEL_NAME}.json`);
 }
 
-/** What the build is a function of: the recipe, the corpus and the number of steps. */
-export function builtinRecipeSha256(steps: number = BUILTIN_RECIPE.training.steps): string {
+/** What the build is a function of: the recipe, the corpus, the number of steps and their size. */
+export function builtinRecipeSha256(
+  steps: number = BUILTIN_RECIPE.training.steps,
+  batchSize: number = BUILTIN_RECIPE.training.batchSize,
+): string {
+  // the batch size joins the hash only when overridden, so the recipe's hash stays as published
+  const overrides = batchSize === BUILTIN_RECIPE.training.batchSize ? {} : { batchSize };
   return createHash('sha256')
-    .update(JSON.stringify({ recipe: BUILTIN_RECIPE, steps, corpus: loadBuiltinCorpus().sha256 }))
+    .update(
+      JSON.stringify({
+        recipe: BUILTIN_RECIPE,
+        steps,
+        ...overrides,
+        corpus: loadBuiltinCorpus().sha256,
+      }),
+    )
     .digest('hex');
 }
 
@@ -90,7 +104,8 @@ export async function readBuiltinCard(dir = BUILTIN_MODELS_DIR): Promise<Builtin
 export async function buildBuiltinModel(options: BuildOptions = {}): Promise<BuildResult> {
   const dir = options.dir ?? BUILTIN_MODELS_DIR;
   const steps = options.steps ?? BUILTIN_RECIPE.training.steps;
-  const recipeSha256 = builtinRecipeSha256(steps);
+  const batchSize = options.batchSize ?? BUILTIN_RECIPE.training.batchSize;
+  const recipeSha256 = builtinRecipeSha256(steps, batchSize);
   const file = builtinModelPath(dir);
   const cardPath = cardPathOf(dir);
   if (options.force !== true) {
@@ -107,6 +122,7 @@ export async function buildBuiltinModel(options: BuildOptions = {}): Promise<Bui
     const built = await pretrainBuiltin({
       backend,
       steps,
+      batchSize,
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     });
     const bytes = encodeGguf(

@@ -46,7 +46,7 @@ export const BUILTIN_RECIPE = {
   init: { seed: 1, std: 0.02 },
   training: {
     seed: 2,
-    steps: 300,
+    steps: 200,
     batchSize: 16,
     sequenceLength: 128,
     learningRate: 3e-3,
@@ -101,6 +101,8 @@ export interface PretrainOptions {
   backend: MatmulBackend;
   /** Override the recipe's step count (tests: a short run of the same recipe). */
   steps?: number;
+  /** Override the recipe's windows per step (tests: a cheaper step). */
+  batchSize?: number;
   onProgress?: (progress: PretrainProgress) => void;
 }
 
@@ -204,6 +206,7 @@ export async function pretrainBuiltin(options: PretrainOptions): Promise<Builtin
     seed: t.seed,
   });
   const T = t.sequenceLength;
+  const batchSize = options.batchSize ?? t.batchSize;
   const validation = validationBatches(validationStream, recipe.evaluation.windows, T, t.batchSize);
   const initialValidationLoss = await trainer.evaluate(validation);
 
@@ -212,7 +215,7 @@ export async function pretrainBuiltin(options: PretrainOptions): Promise<Builtin
   const started = performance.now();
   let tokensSeen = 0;
   for (let step = 0; step < steps; step++) {
-    const starts = Array.from({ length: t.batchSize }, () => Math.floor(order.uniform() * span));
+    const starts = Array.from({ length: batchSize }, () => Math.floor(order.uniform() * span));
     const result = await trainer.trainStep([windowBatch(trainStream, starts, T)]);
     tokensSeen += result.tokens;
     if (options.onProgress !== undefined) {

@@ -10,12 +10,6 @@ export interface SectionInfo {
 // Sections whose features land in later releases. They describe what the
 // section does and say plainly that it is not available yet — no mock data.
 export const SECTIONS: Record<string, SectionInfo> = {
-  '/playground': {
-    id: 'playground',
-    title: 'Playground',
-    description:
-      'The Playground lets you query any published model. Each inference is metered and paid in OPEN, and Proof of Attribution traces the answer back to the data contributions that influenced it, so the fee is split between the model publisher and the data contributors.',
-  },
   '/rewards': {
     id: 'rewards',
     title: 'Rewards',

@@ -298,9 +298,13 @@ function Result({ job }: { job: TrainJob }) {
         </dd>
       </dl>
       <ExportLinks jobId={job.id} />
-      <p className="muted small job-later" data-testid="job-not-yet">
-        Chatting with this adapter is not available on this node yet.
-      </p>
+      <Link
+        to={`/playground?${new URLSearchParams({ adapter: r.adapterBlobId, base: job.params.baseModel })}`}
+        className="button button-secondary"
+        data-testid="job-chat-link"
+      >
+        Chat with this adapter
+      </Link>
     </Card>
   );
 }
