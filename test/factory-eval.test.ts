@@ -79,21 +79,36 @@ describe('sequence packing', () => {
     // independently: targets of example i are the mask entries 1 … n−1
     const expected = examples.map((e) => e.lossMask.slice(1).reduce<number>((a, b) => a + b, 0));
     for (const packing of [false, true]) {
-      const micro = packExamples(examples, { packing, padToken: 0, maxBatch: 16 });
+      const micro = packExamples(examples, { packing, padToken: 0, maxBatch: 16, maxTokens: 32 });
       const got = new Array<number>(examples.length).fill(-1);
+      let rows = 0;
       for (const m of micro) {
         const counts = targetsPerMember(m);
         m.members.forEach((i, b) => (got[i] = counts[b]!));
-        // each row holds its example's tokens, then padding that is never a target
-        m.members.forEach((i, b) => {
-          const tokens = examples[i]!.tokens;
-          for (let t = 0; t < m.batch.T; t++) {
-            if (t + 1 < tokens.length) assert.equal(m.batch.inputs[b * m.batch.T + t], tokens[t]);
-            else assert.equal(m.batch.mask[b * m.batch.T + t], 0);
+        // each row holds its examples' tokens one after the other (positions restarting at 0),
+        // then padding that is never a target; at most maxTokens − 1 positions of examples
+        const { T, inputs, mask, positions } = m.batch;
+        m.rows.forEach((row, b) => {
+          let t = 0;
+          for (const i of row) {
+            const tokens = examples[i]!.tokens;
+            for (let k = 0; k + 1 < tokens.length; k++, t++) {
+              assert.equal(inputs[b * T + t], tokens[k]);
+              assert.equal(positions?.[b * T + t] ?? t, k);
+            }
           }
+          assert.ok(t <= 31, `row of ${t} positions`);
+          for (; t < T; t++) assert.equal(mask[b * T + t], 0);
         });
+        rows += m.rows.length;
+        if (!packing) assert.ok(m.rows.every((row) => row.length === 1));
       }
       assert.deepEqual(got, expected, `packing ${packing}`);
+      const real = examples.reduce((n, e) => n + e.tokens.length - 1, 0);
+      // first fit never leaves two rows at most half full (the second's examples would have fit
+      // in the first), so all rows but one hold more than 31 / 2 positions
+      if (packing) assert.ok(rows < examples.length && rows < real / 15.5 + 1, `${rows} rows`);
+      else assert.equal(rows, examples.length);
       const oneBatch = makeTrainBatch(examples);
       assert.equal(
         oneBatch.mask.reduce((a, b) => a + b, 0),
@@ -326,7 +341,7 @@ describe(
           lossMask: tokens.mask.slice(0, maxTokens),
         };
       });
-      const micro = packExamples(examples, { packing: true, padToken: tokenizer.eosId });
+      const micro = packExamples(examples, { packing: true, padToken: tokenizer.eosId, maxTokens });
       const byContributor: Record<string, number> = {};
       for (const m of micro) {
         const counts = targetsPerMember(m);

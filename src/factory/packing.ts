@@ -1,26 +1,27 @@
 /**
- * Sequence packing, as this trainer can do it: the examples of a step (or of an evaluation set)
- * are grouped into micro-batches of similar length, each padded only to its own longest member,
- * so that little of the compute goes to padding.
+ * Sequence packing: with `packing` on, the examples of a step (or of an evaluation set) are
+ * concatenated into rows of up to maxTokens (first-fit decreasing by length), and the rows are
+ * grouped into micro-batches of similar length, each padded only to its own longest row. Without
+ * it, each example has a row of its own, in the order given, in chunks of maxBatch.
  *
- * Why not concatenation ("packing" in the usual sense, several examples in one row of maxTokens):
- * the training forward (engine/train/training-model.ts) runs one causal attention over a whole
- * row (kernels.ts attentionForward has no document mask) and gives RoPE positions 0 … T−1 per
- * row. Concatenated examples would attend to each other and the later ones would be trained at
- * shifted positions, so the model would learn something other than what it is asked at
- * inference. True packing needs per-row segment ids in attentionForward/attentionBackward (a key
- * t2 is visible from t only within the same segment) and per-token positions in ropeForward/
- * ropeBackward (reset at each segment start); neither exists yet.
+ * Why this trains exactly what the examples ask: a packed row carries per-token positions
+ * (engine/train makePackedBatch), so attention never crosses from one example into another and
+ * RoPE / learned position embeddings restart at 0 for each; no target crosses a boundary. A
+ * packed row therefore gives the same loss and gradients as its examples in separate rows
+ * (test/engine-packing.test.ts checks it bit for bit in float64).
  *
- * What grouping keeps exact: the trainer scales every micro-batch's backward by 1 / (targets of
- * the whole step), so a step split into several micro-batches has the gradient of the step's mean
- * loss, the same as one padded batch (up to float rounding; dropout masks are drawn in a
- * different order, deterministically for a seed). Padding comes after each sequence, where causal
- * attention keeps it from touching real positions, so no example's loss depends on its
- * neighbours. The loss mask of every example is carried over unchanged: the tokens each row
+ * What stays exact for the books: the trainer scales every micro-batch's backward by 1 / (targets
+ * of the whole step), so a step split into several micro-batches has the gradient of the step's
+ * mean loss (up to float rounding; dropout masks are drawn in a different order, deterministically
+ * for a seed). The loss mask of every example is carried over unchanged: the targets each example
  * contributes are the same with and without packing (test/factory-eval.test.ts checks it).
  */
-import { makeTrainBatch, type TrainBatch, type TrainExample } from '../engine/index.ts';
+import {
+  makePackedBatch,
+  makeTrainBatch,
+  type TrainBatch,
+  type TrainExample,
+} from '../engine/index.ts';
 
 /**
  * What one more micro-batch costs, in padded positions: a micro-batch is split off only when
@@ -31,21 +32,53 @@ export const MICRO_BATCH_OVERHEAD_POSITIONS = 32;
 
 export interface MicroBatch {
   batch: TrainBatch;
-  /** Indices, into the examples given, of the rows of `batch`, in row order. */
+  /** Indices, into the examples given, of the examples of each row of `batch`, in order. */
+  rows: number[][];
+  /** rows.flat(): every example of the micro-batch, row by row. */
   members: number[];
 }
 
 export interface PlanOptions {
-  /** Group by length (true) or keep the given order in chunks of maxBatch (false). */
+  /** Pack and group by length (true) or one example per row in the given order (false). */
   packing: boolean;
-  /** At most this many examples per micro-batch (default: all of them). */
+  /** At most this many rows per micro-batch (default: all of them). */
   maxBatch?: number;
+  /**
+   * Tokens per packed row: a row holds examples whose n − 1 inputs sum to at most maxTokens − 1
+   * (the positions one example of maxTokens takes). Default: the longest example's length.
+   */
+  maxTokens?: number;
   /** See MICRO_BATCH_OVERHEAD_POSITIONS. */
   overhead?: number;
 }
 
 /**
- * Which examples go together: `lengths[i]` is example i's token count. Without packing,
+ * Rows of packed examples, first-fit decreasing: `lengths[i]` is example i's token count and it
+ * takes lengths[i] − 1 positions; the examples, longest first (ties by index), each go into the
+ * first row that still has room in `capacity` positions, or start a new one. An example longer
+ * than the capacity gets a row of its own. Each row lists its examples in the order they went in.
+ */
+export function packRows(lengths: readonly number[], capacity: number): number[][] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b]! - lengths[a]! || a - b);
+  const rows: number[][] = [];
+  const used: number[] = [];
+  for (const i of order) {
+    const span = Math.max(1, lengths[i]! - 1);
+    let r = used.findIndex((u) => u + span <= capacity);
+    if (r < 0) {
+      r = rows.length;
+      rows.push([]);
+      used.push(0);
+    }
+    rows[r]!.push(i);
+    used[r] = used[r]! + span;
+  }
+  return rows;
+}
+
+/**
+ * Which rows go together: `lengths[i]` is row i's token count (for a packed row, its positions
+ * + 1). Without packing,
  * consecutive chunks of maxBatch. With packing, the examples sorted by length (longest first,
  * ties by index) and cut into contiguous groups minimising Σ (members × longest − 1) + overhead
  * per group, with at most maxBatch members each. For this cost a contiguous cut of the sorted
@@ -84,32 +117,64 @@ export function planMicroBatches(lengths: readonly number[], options: PlanOption
   return groups.reverse();
 }
 
-/** The examples as micro-batches (see planMicroBatches), each padded to its longest member. */
+/**
+ * The examples as micro-batches: with packing, packed into rows (packRows) that are grouped by
+ * length (planMicroBatches), each micro-batch padded to its longest row; without, one example
+ * per row in chunks of maxBatch.
+ */
 export function packExamples(
   examples: readonly TrainExample[],
   options: PlanOptions & { padToken: number },
 ): MicroBatch[] {
-  const plan = planMicroBatches(
-    examples.map((e) => e.tokens.length),
-    options,
-  );
-  return plan.map((members) => ({
-    members,
-    batch: makeTrainBatch(
-      members.map((i) => examples[i]!),
-      { padToken: options.padToken },
-    ),
-  }));
+  const lengths = examples.map((e) => e.tokens.length);
+  const { padToken } = options;
+  if (!options.packing) {
+    return planMicroBatches(lengths, options).map((members) => ({
+      rows: members.map((i) => [i]),
+      members,
+      batch: makeTrainBatch(
+        members.map((i) => examples[i]!),
+        { padToken },
+      ),
+    }));
+  }
+  if (examples.length === 0) return [];
+  const longest = Math.max(...lengths);
+  const capacity = Math.max(options.maxTokens ?? longest, longest) - 1;
+  const packed = packRows(lengths, capacity);
+  const rowLengths = packed.map((row) => 1 + row.reduce((n, i) => n + lengths[i]! - 1, 0));
+  return planMicroBatches(rowLengths, options).map((group) => {
+    const rows = group.map((r) => packed[r]!);
+    return {
+      rows,
+      members: rows.flat(),
+      batch: makePackedBatch(
+        rows.map((row) => row.map((i) => examples[i]!)),
+        { padToken },
+      ),
+    };
+  });
 }
 
-/** The loss targets (mask sum) of each row of a micro-batch, in `members` order. */
+/**
+ * The loss targets (mask sum) of each example of a micro-batch, in `members` order: in a packed
+ * row the examples are its first segments (a segment starts where the position is 0), the
+ * padding after them its last.
+ */
 export function targetsPerMember(micro: MicroBatch): number[] {
-  const { T, mask } = micro.batch;
-  return micro.members.map((_, b) => {
-    let sum = 0;
-    for (let t = 0; t < T; t++) sum += mask[b * T + t]!;
-    return sum;
+  const { T, mask, positions } = micro.batch;
+  const counts: number[] = [];
+  micro.rows.forEach((row, b) => {
+    const first = counts.length;
+    for (let k = 0; k < row.length; k++) counts.push(0);
+    let segment = 0;
+    for (let t = 0; t < T; t++) {
+      if (t > 0 && positions !== undefined && positions[b * T + t] === 0) segment++;
+      if (segment < row.length)
+        counts[first + segment] = counts[first + segment]! + mask[b * T + t]!;
+    }
   });
+  return counts;
 }
 
 /**

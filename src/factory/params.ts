@@ -21,9 +21,10 @@ export interface Hyperparameters {
   /** Share of rows held out for evaluation, in percent, chosen by row hash (default 10). */
   evalPercent: number;
   /**
-   * Length-grouped micro-batches (default true): each step's examples are split into
-   * micro-batches of similar length so that little compute goes to padding; the step's gradient
-   * is the same (see packing.ts for what packing means here and why it is not concatenation).
+   * Sequence packing (default true): each step's short examples are concatenated into rows of
+   * up to maxTokens, kept apart by per-token positions, and the rows grouped into micro-batches
+   * of similar length, so that little compute goes to padding; the step's gradient is the same
+   * (see packing.ts).
    */
   packing: boolean;
 }

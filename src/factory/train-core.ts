@@ -83,8 +83,15 @@ async function sha256File(file: string): Promise<string> {
 }
 
 /** Evaluation batches, grouped by length (losses are sums: exact however grouped). */
-function batches(examples: readonly TrainExample[], size: number, padToken: number): TrainBatch[] {
-  return packExamples(examples, { packing: true, maxBatch: size, padToken }).map((m) => m.batch);
+function batches(
+  examples: readonly TrainExample[],
+  size: number,
+  padToken: number,
+  maxTokens: number,
+): TrainBatch[] {
+  return packExamples(examples, { packing: true, maxBatch: size, padToken, maxTokens }).map(
+    (m) => m.batch,
+  );
 }
 
 /**
@@ -182,7 +189,7 @@ export async function runTraining(
     resumedFrom,
   });
   const pad = Math.max(0, tokenizer.eosId); // padding is masked: any id will do without an EOS
-  const evalBatches = batches(evaluation, h.batchSize, pad);
+  const evalBatches = batches(evaluation, h.batchSize, pad, maxTokens);
 
   // The data order is a function of the seed and the step, so a resumed run continues it.
   const permutations = new Map<number, number[]>();
@@ -216,7 +223,7 @@ export async function runTraining(
     const chosen = Array.from({ length: perBatch }, (_, j) => exampleAt(step * perBatch + j));
     const microBatches = packExamples(
       chosen.map((c) => c.example),
-      { packing: h.packing, padToken: pad },
+      { packing: h.packing, padToken: pad, maxTokens },
     ).map((m) => m.batch);
     for (const c of chosen) processed += c.example.tokens.length;
     const result = await trainer.trainStep(microBatches);
@@ -259,6 +266,7 @@ export async function runTraining(
       train.map((t) => t.example),
       h.batchSize,
       pad,
+      maxTokens,
     ),
   );
   const evalLoss = evalBatches.length > 0 ? await trainer.evaluate(evalBatches) : null;

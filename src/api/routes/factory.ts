@@ -52,7 +52,9 @@ const Hyperparameters = Type.Object(
       Type.Integer({ minimum: 0, maximum: 50, description: 'default 10' }),
     ),
     packing: Type.Optional(
-      Type.Boolean({ description: 'default true: length-grouped micro-batches (docs/api.md)' }),
+      Type.Boolean({
+        description: 'default true: examples packed into rows of maxTokens (docs/api.md)',
+      }),
     ),
   },
   { additionalProperties: false },

@@ -169,11 +169,12 @@ export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
     const { p, prng } = this.dropoutOf(options);
     const w = this.weights;
 
-    // resid[0] [BT][C] = token_embd[inputs] + position_embd[t]
+    // resid[0] [BT][C] = token_embd[inputs] + position_embd[position]
     const x0 = this.resid[0]!;
+    const positions = batch.positions;
     for (let i = 0; i < BT; i++) {
       const te = batch.inputs[i]! * C;
-      const pe = (i % T) * C;
+      const pe = (positions === undefined ? i % T : positions[i]!) * C;
       for (let c = 0; c < C; c++) x0[i * C + c] = w.tokenEmbd[te + c]! + w.positionEmbd[pe + c]!;
     }
 
@@ -202,7 +203,7 @@ export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
           a.v[i * kvDim + j] = qkv[row + qDim + kvDim + j]!;
         }
       }
-      await this.attentionForward(a, B, T); // → atty [BT][qDim]
+      await this.attentionForward(a, B, T, batch.positions); // → atty [BT][qDim]
       await linear('attn_output', this.proj, a.atty); // → [BT][C]
       for (let i = 0; i < BT * C; i++) a.res2[i] = x[i]! + this.proj[i]!;
 
@@ -325,11 +326,12 @@ export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
     }
 
     if (bg !== null) {
-      // resid[0] = token_embd[inputs] + position_embd[t]: scatter dresid into both
+      // resid[0] = token_embd[inputs] + position_embd[position]: scatter dresid into both
       const { tokenEmbd: demb, positionEmbd: dpos } = bg;
+      const positions = batch.positions;
       for (let i = 0; i < BT; i++) {
         const row = batch.inputs[i]! * C;
-        const pos = (i % T) * C;
+        const pos = (positions === undefined ? i % T : positions[i]!) * C;
         for (let c = 0; c < C; c++) {
           const d = dresid[i * C + c]!;
           demb[row + c] = demb[row + c]! + d;

@@ -45,7 +45,7 @@ export {
   swigluForward,
 } from './kernels.ts';
 export type { Floats, RopeTable } from './kernels.ts';
-export { TrainingModel, makeTrainBatch } from './training-model.ts';
+export { TrainingModel, makePackedBatch, makeTrainBatch } from './training-model.ts';
 export { Gpt2TrainingModel } from './gpt2-training-model.ts';
 export type {
   ForwardOptions,

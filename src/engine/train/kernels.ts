@@ -214,7 +214,7 @@ export function ropeTable(
 
 /**
  * Rotates, in place, the first ropeDim dims of each of nh heads of hd in x [BT][nh·hd]; row
- * b·T + t is at position t. Pairs (a, b) = (2i, 2i+1) for 'normal', (i, i + ropeDim/2) for
+ * b·T + t is at position positions[b·T + t] (t when absent: one example per row). Pairs (a, b) = (2i, 2i+1) for 'normal', (i, i + ropeDim/2) for
  * 'neox':  x_a' = x_a·cos − x_b·sin,  x_b' = x_a·sin + x_b·cos.
  */
 export function ropeForward(
@@ -224,8 +224,9 @@ export function ropeForward(
   T: number,
   nh: number,
   hd: number,
+  positions?: Int32Array,
 ): void {
-  rotate(x, rope, BT, T, nh, hd, 1);
+  rotate(x, rope, BT, T, nh, hd, 1, positions);
 }
 
 /**
@@ -239,8 +240,9 @@ export function ropeBackward(
   T: number,
   nh: number,
   hd: number,
+  positions?: Int32Array,
 ): void {
-  rotate(dx, rope, BT, T, nh, hd, -1);
+  rotate(dx, rope, BT, T, nh, hd, -1, positions);
 }
 
 function rotate(
@@ -251,12 +253,13 @@ function rotate(
   nh: number,
   hd: number,
   sign: 1 | -1,
+  positions: Int32Array | undefined,
 ): void {
   const half = rope.ropeDim / 2;
   const step = rope.type === 'normal' ? 2 : 1;
   const partner = rope.type === 'normal' ? 1 : half;
   for (let bt = 0; bt < BT; bt++) {
-    const angles = (bt % T) * half;
+    const angles = (positions === undefined ? bt % T : positions[bt]!) * half;
     for (let h = 0; h < nh; h++) {
       const base = (bt * nh + h) * hd;
       for (let i = 0; i < half; i++) {
@@ -279,8 +282,12 @@ function rotate(
 /**
  * out [BT][nH·hd]: for each sequence b, head h (kv head h / (nH/nKV)) and position t,
  *
- *     att[b][h][t][t2] = softmax_{t2 ≤ t}(q[b,t,h] · k[b,t2,kvh] / √hd)   (0 for t2 > t)
- *     out[b,t,h]       = Σ_{t2 ≤ t} att[b][h][t][t2] · v[b,t2,kvh]
+ *     att[b][h][t][t2] = softmax_{s ≤ t2 ≤ t}(q[b,t,h] · k[b,t2,kvh] / √hd)   (0 elsewhere)
+ *     out[b,t,h]       = Σ_{s ≤ t2 ≤ t} att[b][h][t][t2] · v[b,t2,kvh]
+ *
+ * where s = t − positions[b·T + t] is the start of t's example in a packed row (s = 0 when
+ * `positions` is absent). Masked entries of att are exactly 0, so `attentionBackward` needs no
+ * mask of its own: their probabilities zero every term they would add.
  *
  * q [BT][nH·hd], k, v [BT][nKV·hd]; att [B][nH][T][T] keeps the probabilities for backward.
  * The output is computed as the inference model does (unnormalised exponentials, then divided
@@ -297,6 +304,7 @@ export function attentionForward(
   nH: number,
   nKV: number,
   hd: number,
+  positions?: Int32Array,
 ): void {
   const qDim = nH * hd;
   const kvDim = nKV * hd;
@@ -309,9 +317,11 @@ export function attentionForward(
       for (let t = 0; t < T; t++) {
         const qt = (b * T + t) * qDim + h * hd;
         const row = ((b * nH + h) * T + t) * T; // att[b][h][t][:]
+        const start = segmentStart(positions, b * T + t, t);
+        for (let t2 = 0; t2 < start; t2++) att[row + t2] = 0;
         // scores and their max
         let max = -Infinity;
-        for (let t2 = 0; t2 <= t; t2++) {
+        for (let t2 = start; t2 <= t; t2++) {
           const kt = (b * T + t2) * kvDim + kvh;
           let score = 0;
           for (let i = 0; i < hd; i++) score += q[qt + i]! * k[kt + i]!;
@@ -321,25 +331,33 @@ export function attentionForward(
         }
         // exponentials and their sum
         let sum = 0;
-        for (let t2 = 0; t2 <= t; t2++) {
+        for (let t2 = start; t2 <= t; t2++) {
           const e = Math.exp(att[row + t2]! - max);
           att[row + t2] = e;
           sum += e;
         }
         // out = Σ e·v / sum
         acc.fill(0, 0, hd);
-        for (let t2 = 0; t2 <= t; t2++) {
+        for (let t2 = start; t2 <= t; t2++) {
           const e = att[row + t2]!;
           const vt = (b * T + t2) * kvDim + kvh;
           for (let i = 0; i < hd; i++) acc[i] = acc[i]! + e * v[vt + i]!;
         }
         for (let i = 0; i < hd; i++) out[qt + i] = acc[i]! / sum;
         // keep the probabilities
-        for (let t2 = 0; t2 <= t; t2++) att[row + t2] = att[row + t2]! / sum;
+        for (let t2 = start; t2 <= t; t2++) att[row + t2] = att[row + t2]! / sum;
         for (let t2 = t + 1; t2 < T; t2++) att[row + t2] = 0;
       }
     }
   }
+}
+
+/**
+ * The first key that token t (row index bt of [BT]) may attend to: the start of its example,
+ * t − positions[bt], or 0 when the row holds one example.
+ */
+function segmentStart(positions: Int32Array | undefined, bt: number, t: number): number {
+  return positions === undefined ? 0 : t - positions[bt]!;
 }
 
 /**
@@ -557,31 +575,45 @@ export function mergeHeads(
   }
 }
 
-/** In place over rows [rows][T] of scores (row r is position r mod T): causal softmax of scale·x. */
-export function causalSoftmax(att: Floats, rows: number, T: number, scale: number): void {
+/**
+ * In place over rows [rows][T] of scores (row r is position r mod T): causal softmax of scale·x.
+ * With `positions` ([B][T], rows = B·nH·T in head-major order) a row sees only the keys of its own
+ * example, t − positions[b·T + t] … t; the others get probability exactly 0.
+ */
+export function causalSoftmax(
+  att: Floats,
+  rows: number,
+  T: number,
+  scale: number,
+  positions?: Int32Array,
+  nH = 1,
+): void {
   for (let r = 0; r < rows; r++) {
     const t = r % T;
     const row = r * T;
+    const start = segmentStart(positions, Math.floor(r / (nH * T)) * T + t, t);
+    for (let t2 = 0; t2 < start; t2++) att[row + t2] = 0;
     let max = -Infinity;
-    for (let t2 = 0; t2 <= t; t2++) {
+    for (let t2 = start; t2 <= t; t2++) {
       const x = att[row + t2]! * scale;
       att[row + t2] = x;
       if (x > max) max = x;
     }
     let sum = 0;
-    for (let t2 = 0; t2 <= t; t2++) {
+    for (let t2 = start; t2 <= t; t2++) {
       const e = Math.exp(att[row + t2]! - max);
       att[row + t2] = e;
       sum += e;
     }
-    for (let t2 = 0; t2 <= t; t2++) att[row + t2] = att[row + t2]! / sum;
+    for (let t2 = start; t2 <= t; t2++) att[row + t2] = att[row + t2]! / sum;
     for (let t2 = t + 1; t2 < T; t2++) att[row + t2] = 0;
   }
 }
 
 /**
  * In place: datt [rows][T] becomes d(scores before scaling) = scale · att ⊙ (datt − Σ att ⊙ datt)
- * (the softmax backward; 0 above the diagonal).
+ * (the softmax backward; 0 above the diagonal, and wherever att is 0: keys of another example
+ * in a packed row).
  */
 export function causalSoftmaxBackward(
   datt: Floats,

@@ -36,6 +36,13 @@ export interface TrainBatch {
   targets: Int32Array;
   /** [B][T] 1 where the target counts in the loss, 0 for prompt and padding */
   mask: Float32Array;
+  /**
+   * [B][T] the position of each token inside its own example, for rows that pack several
+   * examples (see makePackedBatch); absent: token t of a row is at position t. A token at
+   * position p attends only to the p + 1 tokens ending at it, and RoPE / learned position
+   * embeddings use p, so each example trains exactly as it would alone in its row.
+   */
+  positions?: Int32Array;
 }
 
 /** One training sequence: `tokens[0 … promptLength)` are context only (not predicted). */
@@ -100,6 +107,67 @@ export function makeTrainBatch(
     }
   });
   return { B, T, inputs, targets, mask };
+}
+
+/**
+ * Packed rows: row b is the examples of rows[b] one after the other, each taking n − 1 positions
+ * (inputs tokens[0 … n−2], targets tokens[1 … n−1], its loss mask as in makeTrainBatch) with
+ * positions restarting at 0, then padding (its own segment, mask 0) up to T. No target crosses
+ * an example boundary, and with the positions the attention and position encodings of the
+ * models keep each example apart, so a packed row trains exactly as its examples would in
+ * separate rows. T defaults to the longest row.
+ */
+export function makePackedBatch(
+  rows: readonly (readonly TrainExample[])[],
+  options: { T?: number; padToken?: number } = {},
+): TrainBatch {
+  if (rows.length === 0 || rows.some((row) => row.length === 0)) {
+    throw new OpenLedgerError(
+      'VALIDATION_FAILED',
+      'a packed batch needs rows of at least one example',
+    );
+  }
+  const span = (e: TrainExample, where: string): number => {
+    if (e.tokens.length < 2) {
+      throw new OpenLedgerError('VALIDATION_FAILED', `${where} has ${e.tokens.length} tokens`, {
+        hint: 'each example needs at least two tokens: one of context and one to predict',
+      });
+    }
+    return e.tokens.length - 1;
+  };
+  const used = rows.map((row, b) =>
+    row.reduce((n, e, j) => n + span(e, `row ${b} example ${j}`), 0),
+  );
+  const T = options.T ?? Math.max(...used);
+  if (!Number.isSafeInteger(T) || T < 1) {
+    throw new OpenLedgerError('VALIDATION_FAILED', `a packed batch needs T ≥ 1, not ${T}`);
+  }
+  const B = rows.length;
+  const pad = options.padToken ?? 0;
+  const inputs = new Int32Array(B * T).fill(pad);
+  const targets = new Int32Array(B * T).fill(pad);
+  const mask = new Float32Array(B * T);
+  const positions = new Int32Array(B * T);
+  rows.forEach((row, b) => {
+    if (used[b]! > T) {
+      throw new OpenLedgerError(
+        'VALIDATION_FAILED',
+        `packed row ${b} needs ${used[b]} positions; a batch of T = ${T} holds ${T}`,
+        { hint: 'put fewer examples in the row, or raise T' },
+      );
+    }
+    let at = b * T;
+    row.forEach((example) => {
+      const one = makeTrainBatch([example]); // its targets, mask and their checks
+      inputs.set(one.inputs, at);
+      targets.set(one.targets, at);
+      mask.set(one.mask, at);
+      for (let t = 0; t < one.T; t++) positions[at + t] = t;
+      at += one.T;
+    });
+    for (let t = 0; at < (b + 1) * T; t++, at++) positions[at] = t; // padding: a segment of its own
+  });
+  return { B, T, inputs, targets, mask, positions };
 }
 
 export interface TrainingModelOptions {
@@ -467,10 +535,15 @@ export abstract class TrainingNetworkBase<Cfg extends NetworkConfig> implements 
    * TypeScript backend with the loops of `attentionForward`, whose float32 results equal the
    * inference forward's bit for bit.
    */
-  protected async attentionForward(a: AttentionActivations, B: number, T: number): Promise<void> {
+  protected async attentionForward(
+    a: AttentionActivations,
+    B: number,
+    T: number,
+    positions?: Int32Array,
+  ): Promise<void> {
     const { nHeads: nH, nKvHeads: nKV, headDim: hd } = this.config;
     if (!this.backend.native) {
-      attentionForward(a.atty, a.att, a.q, a.k, a.v, B, T, nH, nKV, hd);
+      attentionForward(a.atty, a.att, a.q, a.k, a.v, B, T, nH, nKV, hd, positions);
       return;
     }
     const { qh, kh, vh, yh } = this;
@@ -479,7 +552,7 @@ export abstract class TrainingNetworkBase<Cfg extends NetworkConfig> implements 
     splitHeads(kh, a.k, B, T, nKV, nH, hd);
     splitHeads(vh, a.v, B, T, nKV, nH, hd);
     await this.backend.batchedMatmul(a.att, qh, kh, heads, T, T, hd, false, true); // q·kᵀ
-    causalSoftmax(a.att, heads * T, T, 1 / Math.sqrt(hd));
+    causalSoftmax(a.att, heads * T, T, 1 / Math.sqrt(hd), positions, nH);
     await this.backend.batchedMatmul(yh, a.att, vh, heads, T, hd, T, false, false); // att·v
     a.atty.fill(0, 0, B * T * nH * hd);
     mergeHeads(a.atty, yh, B, T, nH, nH, hd);
@@ -535,6 +608,22 @@ export abstract class TrainingNetworkBase<Cfg extends NetworkConfig> implements 
       fail(
         `inputs, targets and mask must have B·T = ${n} values; they have ${batch.inputs.length}, ${batch.targets.length}, ${batch.mask.length}`,
       );
+    }
+    const { positions } = batch;
+    if (positions !== undefined) {
+      if (positions.length !== n) {
+        fail(`positions must have B·T = ${n} values; it has ${positions.length}`);
+      }
+      // each row is a run of examples: a position is 0 (an example starts) or one more than
+      // the previous token's, so t − positions[t] is always a key of the same row
+      for (let i = 0; i < n; i++) {
+        const p = positions[i]!;
+        const ok = p === 0 || (i % T !== 0 && p === positions[i - 1]! + 1);
+        if (!ok)
+          fail(
+            `position ${p} at ${i} neither starts an example (0) nor follows ${i % T === 0 ? 'a row start' : positions[i - 1]!}`,
+          );
+      }
     }
     for (let i = 0; i < n; i++) {
       const input = batch.inputs[i]!;

@@ -71,7 +71,7 @@ import type {
 } from './network.ts';
 import type { TrainingWeights } from './weights.ts';
 
-export { makeTrainBatch } from './network.ts';
+export { makePackedBatch, makeTrainBatch } from './network.ts';
 export type {
   ForwardOptions,
   ForwardResult,
@@ -260,9 +260,9 @@ export class TrainingModel extends TrainingNetworkBase<LlamaConfig> {
       await linear('attn_q', a.q, a.ln1); // [BT][C] → [BT][qDim]
       await linear('attn_k', a.k, a.ln1); // [BT][C] → [BT][kvDim]
       await linear('attn_v', a.v, a.ln1); // [BT][C] → [BT][kvDim]
-      ropeForward(a.q, this.rope, BT, T, nH, hd);
-      ropeForward(a.k, this.rope, BT, T, nKV, hd);
-      await this.attentionForward(a, B, T); // → atty [BT][qDim]
+      ropeForward(a.q, this.rope, BT, T, nH, hd, batch.positions);
+      ropeForward(a.k, this.rope, BT, T, nKV, hd, batch.positions);
+      await this.attentionForward(a, B, T, batch.positions); // → atty [BT][qDim]
       await linear('attn_output', this.proj, a.atty); // → [BT][C]
       for (let i = 0; i < BT * C; i++) a.res2[i] = x[i]! + this.proj[i]!;
 
@@ -329,8 +329,8 @@ export class TrainingModel extends TrainingNetworkBase<LlamaConfig> {
       datty.fill(0, 0, BT * nH * hd);
       await this.linearBackward(l, 'attn_output', datty, dresid, a.atty, BT); // → datty
       await this.attentionBackward(a, B, T); // → dq, dk, dv
-      ropeBackward(dq, this.rope, BT, T, nH, hd); // d(q before RoPE)
-      ropeBackward(dk, this.rope, BT, T, nKV, hd);
+      ropeBackward(dq, this.rope, BT, T, nH, hd, batch.positions); // d(q before RoPE)
+      ropeBackward(dk, this.rope, BT, T, nKV, hd, batch.positions);
       // The first layer's input is the embedding: when it is frozen its gradient is not
       // needed, so layer 0 then skips the three dln1 products and the RMSNorm backward.
       const needInput = l > 0 || bg !== null;
