@@ -28,11 +28,13 @@ describe('the built-in base model', () => {
       dir: path.join(dir, 'a'),
       backend: 'typescript',
       steps: 2,
+      batchSize: 2,
     });
     const b = await buildBuiltinModel({
       dir: path.join(dir, 'b'),
       backend: 'typescript',
       steps: 2,
+      batchSize: 2,
     });
     assert.ok(a.built && b.built);
     assert.equal(a.card.gguf.sha256, b.card.gguf.sha256);
@@ -45,6 +47,7 @@ describe('the built-in base model', () => {
       dir: path.join(dir, 'a'),
       backend: 'typescript',
       steps: 2,
+      batchSize: 2,
     });
     assert.equal(again.built, false);
     // a damaged file is not taken for current

@@ -200,7 +200,7 @@ export async function startNode(
         webDir: config.webDir,
         trustProxy: config.trustProxy,
       });
-      cleanups.push(() => app.close());
+      cleanups.push(() => closeDraining(app));
       await app.listen({ host: config.host, port: config.port });
       return app;
     });
@@ -222,5 +222,22 @@ export async function startNode(
   } catch (error) {
     await cleanup();
     throw error;
+  }
+}
+
+/**
+ * How long in-flight requests get at shutdown before their connections are closed anyway (a
+ * client that stopped reading an event stream would otherwise hold the node open for as long as
+ * its socket lives).
+ */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function closeDraining(app: FastifyInstance): Promise<void> {
+  const timer = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+  timer.unref();
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
   }
 }
