@@ -7,11 +7,11 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import { devAccount } from '../src/chain/index.ts';
-import { schema } from '../src/db/index.ts';
 import { Prng } from '../src/engine/index.ts';
 import { call } from './helpers/http.ts';
 import {
   SERVING_MALLOC_ENV,
+  publishServingModel,
   startServingNode,
   writeTinyAdapter,
   type ServingNode,
@@ -68,45 +68,26 @@ describe('OpenLoRA: adapters just in time, by content hash, under a byte budget'
     });
     assert.notEqual(byHash.choices[0]!.text, plain.choices[0]!.text);
 
-    // A published model is a row the ModelRegistry mirror holds: its adapter blob and base.
-    const db = node.node.context.database.db;
-    const [job] = await db
-      .insert(schema.jobs)
-      .values({
-        kind: 'factory.train',
-        owner: devAccount(1).address,
-        status: 'succeeded',
-        params: {},
-      })
-      .returning();
-    const zero = '0'.repeat(64);
-    await db.insert(schema.models).values({
-      id: 7,
-      owner: devAccount(1).address,
-      jobId: job!.id,
+    // A published model: its ModelRegistry record on-chain and the node's mirror of it.
+    const modelId = await publishServingModel(node, {
+      owner: devAccount(1),
+      adapterBlob: id,
       name: 'storyteller',
-      description: '',
-      baseModelName: 'tiny',
-      baseModelSha256: zero,
-      adapterBlobId: id,
-      manifestHash: zero,
-      manifestBlobId: zero,
-      metadataHash: zero,
-      datanets: [],
-      pricePer1kInput: '0',
-      pricePer1kOutput: '0',
-      split: { owner: 6000, stakers: 1000, contributors: 3000 },
-      txHash: `0x${zero}`,
     });
     const { data, response } = await client.completions
-      .create({ model: 'model:7', prompt: 'once upon a time', max_tokens: 8, temperature: 0 })
+      .create({
+        model: `model:${modelId}`,
+        prompt: 'once upon a time',
+        max_tokens: 8,
+        temperature: 0,
+      })
       .withResponse();
     assert.equal(data.choices[0]!.text, byHash.choices[0]!.text);
     const receipt = (data as unknown as { openledger: { published_model_id: number } }).openledger;
-    assert.equal(receipt.published_model_id, 7);
+    assert.equal(receipt.published_model_id, modelId);
     assert.ok(response.headers.get('x-openledger-receipt-hash'));
     const listed = await client.models.list();
-    assert.ok(listed.data.some((m) => m.id === 'model:7'));
+    assert.ok(listed.data.some((m) => m.id === `model:${modelId}`));
 
     const missing = await call(node.url, 'POST', '/v1/completions', {
       token: node.callerKey,

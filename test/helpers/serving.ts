@@ -1,8 +1,9 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { LocalAccount } from 'viem';
-import { devAccount } from '../../src/chain/index.ts';
+import { sha256, stringToHex, type Address, type LocalAccount } from 'viem';
+import { DatanetRegistryAbi, ModelRegistryAbi, devAccount } from '../../src/chain/index.ts';
+import { schema } from '../../src/db/index.ts';
 import { resolveConfig, type ServingConfig } from '../../src/config.ts';
 import { GGML_TYPE, gguf, writeGguf, type GgufValue } from '../../src/engine/gguf/index.ts';
 import { LORA_TARGETS, LoraAdapter, Prng, saveLoraGguf } from '../../src/engine/index.ts';
@@ -136,4 +137,91 @@ export const SERVING_MALLOC_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD
 export async function residentBytes(): Promise<number> {
   const status = await readFile('/proc/self/status', 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/**
+ * A published model as the publish flow leaves it, without training a job: a datanet version
+ * and a ModelRegistry record on-chain (signed by `owner`), and the node's mirror rows (a
+ * succeeded job, the model). Answers the Model ID.
+ */
+export async function publishServingModel(
+  node: ServingNode,
+  options: {
+    owner: LocalAccount;
+    adapterBlob: string;
+    name: string;
+    price?: { pricePer1kInput: bigint; pricePer1kOutput: bigint };
+  },
+): Promise<number> {
+  const { owner, adapterBlob, name } = options;
+  const price = options.price ?? { pricePer1kInput: 0n, pricePer1kOutput: 0n };
+  const conn = node.node.context.chain;
+  const contracts = node.node.contracts;
+  const hash = (text: string) => sha256(stringToHex(text));
+  const send = async (address: Address, abi: unknown, fn: string, args: unknown[]) => {
+    const { request } = await conn.publicClient.simulateContract({
+      address,
+      abi,
+      functionName: fn,
+      args,
+      account: owner,
+    } as never);
+    const tx = await conn.walletFor(owner).writeContract(request as never);
+    await conn.publicClient.waitForTransactionReceipt({ hash: tx });
+  };
+  await send(contracts.DatanetRegistry!, DatanetRegistryAbi, 'createDatanet', [hash(name), 0]);
+  const datanetId = await conn.publicClient.readContract({
+    address: contracts.DatanetRegistry!,
+    abi: DatanetRegistryAbi,
+    functionName: 'datanetCount',
+  });
+  await send(contracts.DatanetRegistry!, DatanetRegistryAbi, 'commitVersion', [
+    datanetId,
+    hash('root'),
+    1n,
+    hash('manifest'),
+  ]);
+  await send(contracts.ModelRegistry!, ModelRegistryAbi, 'publish', [
+    {
+      baseModel: hash('tiny'),
+      adapterHash: `0x${adapterBlob}`,
+      manifestHash: hash('manifest'),
+      metadataHash: hash(name),
+      datanets: [{ datanetId, version: 1n }],
+      ...price,
+      split: { owner: 6000, stakers: 1000, contributors: 3000 },
+    },
+  ]);
+  const id = Number(
+    await conn.publicClient.readContract({
+      address: contracts.ModelRegistry!,
+      abi: ModelRegistryAbi,
+      functionName: 'modelCount',
+    }),
+  );
+  const db = node.node.context.database.db;
+  const [job] = await db
+    .insert(schema.jobs)
+    .values({ kind: 'factory.train', owner: owner.address, status: 'succeeded', params: {} })
+    .returning();
+  const zero = '0'.repeat(64);
+  await db.insert(schema.models).values({
+    id,
+    owner: owner.address,
+    jobId: job!.id,
+    name,
+    description: '',
+    baseModelName: 'tiny',
+    baseModelSha256: zero,
+    adapterBlobId: adapterBlob,
+    manifestHash: zero,
+    manifestBlobId: zero,
+    metadataHash: zero,
+    datanets: [{ id: Number(datanetId), version: 1 }],
+    pricePer1kInput: price.pricePer1kInput.toString(),
+    pricePer1kOutput: price.pricePer1kOutput.toString(),
+    split: { owner: 6000, stakers: 1000, contributors: 3000 },
+    txHash: `0x${zero}`,
+  });
+  return id;
 }
