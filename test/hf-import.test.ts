@@ -9,17 +9,25 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getLlama, type Llama } from 'node-llama-cpp';
 import {
+  BpeTokenizer,
   GGML_TYPE,
   SentencePieceTokenizer,
   llamaHyperparams,
   loadLlamaGguf,
+  loadModelGguf,
   readGguf,
 } from '../src/engine/index.ts';
 import { convertHfFolder, ggufToHfFolder } from '../src/engine/hf/index.ts';
 import { readSafetensors } from '../src/engine/safetensors.ts';
 import { parseHubRef, resolveModelSource } from '../src/factory/download.ts';
 import { ModelCatalog } from '../src/factory/models.ts';
-import { AIDREAMS_GGUF, writeRandomModel } from './helpers/models.ts';
+import {
+  AIDREAMS_GGUF,
+  BPE_TRICKY_TEXTS,
+  writeRandomModel,
+  writeRandomQwen2,
+  type ArchShape,
+} from './helpers/models.ts';
 
 let dir: string;
 let original: string;
@@ -177,6 +185,109 @@ describe('Hugging Face folders', () => {
       assert.match(model.generate('"Echoes of', 8).text, /^ vectors unfold/);
     },
   );
+});
+
+describe('Hugging Face Qwen2 folders', () => {
+  const shapes: [string, ArchShape, number][] = [
+    [
+      'GQA 4/2 heads, tied, F16',
+      { dim: 64, hidden: 192, layers: 2, heads: 4, kvHeads: 2, context: 64, tied: true },
+      GGML_TYPE.F16,
+    ],
+    [
+      'one kv head, untied, F32',
+      { dim: 128, hidden: 320, layers: 3, heads: 4, kvHeads: 1, context: 64, tied: false },
+      GGML_TYPE.F32,
+    ],
+  ];
+  for (const [label, shape, type] of shapes) {
+    it(`a qwen2 GGUF (${label}) exported as a folder converts back to the same model`, async () => {
+      const original = path.join(dir, `qwen2-${type}-${shape.dim}.gguf`);
+      await writeRandomQwen2(original, shape, () => type as never);
+      const folder = path.join(dir, `hf-qwen2-${type}-${shape.dim}`);
+      await ggufToHfFolder(original, folder);
+      const config = JSON.parse(await readFile(path.join(folder, 'config.json'), 'utf8'));
+      assert.deepEqual(config.architectures, ['Qwen2ForCausalLM']);
+      assert.equal(config.tie_word_embeddings, shape.tied);
+      const st = await readSafetensors(path.join(folder, 'model.safetensors'));
+      const kvDim = (shape.dim / shape.heads) * shape.kvHeads;
+      assert.deepEqual(st.tensor('model.layers.0.self_attn.k_proj.bias').shape, [kvDim]);
+      assert.equal(st.findTensor('lm_head.weight') !== undefined, !shape.tied);
+      const back = path.join(dir, `qwen2-${type}-${shape.dim}-back.gguf`);
+      await convertHfFolder(folder, back);
+
+      const x = await readGguf(original);
+      const y = await readGguf(back);
+      // NeoX RoPE on both sides: q rows are not permuted
+      assert.deepEqual(
+        await st.tensorFloat32('model.layers.0.self_attn.q_proj.weight'),
+        await x.tensorFloat32('blk.0.attn_q.weight'),
+      );
+      assert.deepEqual(y.tensors.map((t) => t.name).sort(), x.tensors.map((t) => t.name).sort());
+      for (const t of x.tensors) {
+        const u = y.tensor(t.name);
+        assert.deepEqual(u.dims, t.dims, t.name);
+        assert.equal(u.type, t.type, t.name);
+        assert.ok(
+          Buffer.from(await y.tensorData(u)).equals(Buffer.from(await x.tensorData(t))),
+          `${t.name} bytes`,
+        );
+      }
+      // every qwen2.* and tokenizer.* key comes back with its value, and no other appears
+      const keys = (m: typeof x.metadata) =>
+        new Map([...m].filter(([k]) => !k.startsWith('general.')).map(([k, v]) => [k, v.value]));
+      assert.deepEqual(keys(y.metadata), keys(x.metadata));
+      assert.equal(y.metadata.get('general.architecture')?.value, 'qwen2');
+      assert.equal(y.metadata.get('general.file_type')?.value, type === GGML_TYPE.F16 ? 1 : 0);
+
+      const a = await loadModelGguf(original);
+      const b = await loadModelGguf(back);
+      assert.ok(b.tokenizer instanceof BpeTokenizer);
+      assert.equal(b.tokenizer.preTokenizer, 'qwen2');
+      for (const text of BPE_TRICKY_TEXTS)
+        assert.deepEqual(b.tokenizer.encode(text), a.tokenizer!.encode(text), text);
+      const tokens = a.tokenizer!.encode('Once upon a time, 日本語 😀 <|tool|>');
+      assert.ok(tokens.length > 4);
+      const la = a.forwardSequence(tokens);
+      const lb = b.forwardSequence(tokens);
+      assert.ok(la.some((v) => v !== 0));
+      assert.deepEqual(lb, la, 'identical files give identical logits');
+    });
+  }
+
+  it('refuses a Qwen2 folder whose tokenizer is not byte-level BPE, and llama biases', async () => {
+    const original = path.join(dir, 'qwen2-refuse.gguf');
+    const shape = {
+      dim: 64,
+      hidden: 192,
+      layers: 1,
+      heads: 4,
+      kvHeads: 2,
+      context: 64,
+      tied: true,
+    };
+    await writeRandomQwen2(original, shape, () => GGML_TYPE.F32);
+    const folder = path.join(dir, 'hf-qwen2-refuse');
+    await ggufToHfFolder(original, folder);
+    const tokenizer = JSON.parse(await readFile(path.join(folder, 'tokenizer.json'), 'utf8'));
+    await writeFile(
+      path.join(folder, 'tokenizer.json'),
+      JSON.stringify({ ...tokenizer, model: { ...tokenizer.model, byte_fallback: true } }),
+    );
+    await assert.rejects(convertHfFolder(folder, path.join(dir, 'x.gguf')), {
+      code: 'MODEL_UNSUPPORTED',
+    });
+    await writeFile(path.join(folder, 'tokenizer.json'), JSON.stringify(tokenizer));
+    const config = JSON.parse(await readFile(path.join(folder, 'config.json'), 'utf8'));
+    await writeFile(
+      path.join(folder, 'config.json'),
+      JSON.stringify({ ...config, architectures: ['LlamaForCausalLM'] }),
+    );
+    await assert.rejects(convertHfFolder(folder, path.join(dir, 'x.gguf')), {
+      code: 'MODEL_UNSUPPORTED',
+      message: /self_attn\.[qkv]_proj\.bias/,
+    });
+  });
 });
 
 describe('model sources', () => {

@@ -104,8 +104,8 @@ program
   )
   // Serving (docs/serving.md); commas in OPENLEDGER_BASE_MODELS / OPENLEDGER_OPERATORS.
   .option(
-    '--base-model <name|path>',
-    'base model to load at start (repeatable; the first is the default)',
+    '--base-model <name|path|owner/name>',
+    'base model to load at start: a catalogue name, a GGUF file, a Hugging Face folder or repo id (added to <data-dir>/models first; repeatable; the first is the default)',
     (value: string, previous: string[] = []) => [...previous, value],
   )
   .addOption(

@@ -19,6 +19,7 @@ import { createReadStream } from 'node:fs';
 import { copyFile, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { OpenLedgerError } from '../errors.ts';
+import type { ModelCatalog } from './models.ts';
 import { readGguf } from '../engine/index.ts';
 import { convertHfFolder, isHfFolder } from '../engine/hf/index.ts';
 import { temporaryPath, writeFileAtomic } from '../util/fs.ts';
@@ -119,7 +120,7 @@ async function refuseExisting(target: string, name: string): Promise<void> {
   )
     throw new OpenLedgerError('CONFLICT', `There is already a model named "${name}".`, {
       hint: 'choose another name with --name',
-      details: { field: 'name' },
+      details: { field: 'name', name },
     });
 }
 
@@ -345,5 +346,33 @@ async function downloadFile(
     return { path: dest, sha256 };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * The catalogue name of a base model that `up --base-model` names: a model the catalogue offers
+ * (by name, or by a path inside its folders), else one added as `openledger models add` does (a
+ * GGUF path, a Hugging Face folder, or a hub repo id, downloaded once when online). A later
+ * start finds what an earlier one added under the same name.
+ */
+export async function ensureBaseModel(
+  ref: string,
+  catalog: ModelCatalog,
+  modelsDir: string,
+): Promise<string> {
+  const known = await catalog.resolve(ref).catch(() => undefined);
+  if (known) return known.name;
+  try {
+    return (await resolveModelSource(ref, { modelsDir })).name;
+  } catch (error) {
+    const existing = (error as OpenLedgerError).details as { name?: unknown } | undefined;
+    if (
+      error instanceof OpenLedgerError &&
+      error.code === 'CONFLICT' &&
+      typeof existing?.name === 'string'
+    ) {
+      return existing.name;
+    }
+    throw error;
   }
 }

@@ -21,6 +21,7 @@ import type { NodeConfig } from '../config.ts';
 import { DatanetService } from '../datanets/index.ts';
 import { openDatabase, type Database } from '../db/index.ts';
 import { ModelCatalog, registerFactoryJobs } from '../factory/index.ts';
+import { ensureBaseModel } from '../factory/download.ts';
 import { JobRunner } from '../jobs/index.ts';
 import { ModelService } from '../models/index.ts';
 import { EscrowService } from '../payments/escrow.ts';
@@ -118,6 +119,18 @@ export async function startNode(
           relayer,
         })
       : undefined;
+    const catalog = new ModelCatalog(config.modelsDirs);
+    // `--base-model` may name a GGUF path, a Hugging Face folder or repo id: add those first
+    const serving = { ...config.serving };
+    if (serving.baseModels.length > 0) {
+      serving.baseModels = await step('preparing base model(s)', () =>
+        Promise.all(
+          config.serving.baseModels.map((ref) =>
+            ensureBaseModel(ref, catalog, config.modelsDirs[0]!),
+          ),
+        ),
+      );
+    }
     const context: NodeContext = {
       config,
       version: VERSION,
@@ -133,7 +146,7 @@ export async function startNode(
         chainId: chain.chain.id,
       }),
       jobs,
-      models: new ModelCatalog(config.modelsDirs),
+      models: catalog,
       datanets: registry
         ? new DatanetService({ db: database.db, blobs, chain, registry, relayer })
         : undefined,
@@ -148,8 +161,8 @@ export async function startNode(
           })
         : undefined,
       serving: new ServingEngine({
-        options: config.serving,
-        catalog: new ModelCatalog(config.modelsDirs),
+        options: serving,
+        catalog,
         blobs,
         db: database.db,
         chainId: chain.chain.id,
@@ -182,8 +195,8 @@ export async function startNode(
         if (relayer) await escrow.settle().catch(() => undefined);
       });
     }
-    if (config.serving.baseModels.length > 0) {
-      await step(`loading base model(s) ${config.serving.baseModels.join(', ')}`, () =>
+    if (serving.baseModels.length > 0) {
+      await step(`loading base model(s) ${serving.baseModels.join(', ')}`, () =>
         context.serving.start(),
       );
     }

@@ -14,10 +14,19 @@
  *     model.norm.weight                           output_norm.weight
  *     lm_head.weight                              output.weight           (absent when tied)
  *
+ * and a Qwen2ForCausalLM (arch `qwen2`) the same way, with three more tensors a layer and no row
+ * permutation, since llama.cpp's qwen2 applies NeoX RoPE (halves), as Hugging Face does:
+ *
+ *     model.layers.N.self_attn.{q,k,v}_proj.bias  blk.N.attn_{q,k,v}.bias
+ *
+ * Its byte-level BPE tokenizer becomes `tokenizer.ggml.model` "gpt2", pre "qwen2"; the `qwen2.*`
+ * keys are those the script's Qwen2Model writes (no vocab_size nor rope.dimension_count).
+ *
  * Tensors are taken shard by shard (sorted file names), each in its header order, as the script
  * does; 1-D tensors become F32, others keep their dtype (F32, F16, BF16) unless `outType` asks
  * for one. The script's default is F16; keeping the dtype here loses nothing. Metadata keys and
- * their order follow the script (general.*, llama.*, tokenizer.*, general.quantization_version).
+ * their order follow the script (general.*, llama.* or qwen2.*, tokenizer.*,
+ * general.quantization_version).
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,9 +34,15 @@ import { OpenLedgerError } from '../../errors.ts';
 import { GGML_TYPE, gguf, writeGguf, type GgufTensorInput, type GgufValue } from '../gguf/index.ts';
 import { readSafetensors, type SafetensorsFile } from '../safetensors.ts';
 import { hfToGgufRows } from './permute.ts';
-import { ggufVocabFromTokenizerJson, type TokenizerConfig } from './tokenizer.ts';
+import {
+  ggufBpeVocabFromTokenizerJson,
+  ggufVocabFromTokenizerJson,
+  type TokenizerConfig,
+} from './tokenizer.ts';
 
 export const HF_LLAMA_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM'] as const;
+/** Every architecture `convertHfFolder` converts. */
+export const HF_ARCHITECTURES = [...HF_LLAMA_ARCHITECTURES, 'Qwen2ForCausalLM'] as const;
 
 export interface HfLlamaConfig {
   architectures?: string[];
@@ -129,9 +144,9 @@ export async function hfShards(dir: string): Promise<string[]> {
 }
 
 /**
- * Converts a Hugging Face LlamaForCausalLM folder to a GGUF file at `out` (atomically). Throws
- * MODEL_UNSUPPORTED for another architecture or an unsupported feature, FILE_INVALID for broken
- * files.
+ * Converts a Hugging Face LlamaForCausalLM (or Qwen2ForCausalLM) folder to a GGUF file at `out`
+ * (atomically). Throws MODEL_UNSUPPORTED for another architecture or an unsupported feature,
+ * FILE_INVALID for broken files.
  */
 export async function convertHfFolder(
   dir: string,
@@ -140,14 +155,15 @@ export async function convertHfFolder(
 ): Promise<ConvertHfResult> {
   const config = (await readJson<HfLlamaConfig>(path.join(dir, 'config.json'), true))!;
   const arch = config.architectures?.[0] ?? '';
-  if (!(HF_LLAMA_ARCHITECTURES as readonly string[]).includes(arch))
+  if (!(HF_ARCHITECTURES as readonly string[]).includes(arch))
     throw unsupported(
       `${dir}: architecture '${arch || 'none'}' cannot be converted`,
-      `supported: ${HF_LLAMA_ARCHITECTURES.join(', ')}`,
+      `supported: ${HF_ARCHITECTURES.join(', ')}`,
     );
+  const ggufArch = arch === 'Qwen2ForCausalLM' ? 'qwen2' : 'llama';
   const scaling = config.rope_scaling;
   const scalingType = scaling?.rope_type ?? scaling?.type;
-  if (scaling && scalingType !== 'linear')
+  if (scaling && (scalingType !== 'linear' || ggufArch !== 'llama'))
     throw unsupported(`${dir}: rope_scaling of type '${String(scalingType)}' is not supported`);
   const nHead = config.num_attention_heads;
   const nKv = config.num_key_value_heads ?? nHead;
@@ -163,30 +179,33 @@ export async function convertHfFolder(
     (await readJson<TokenizerConfig>(path.join(dir, 'tokenizer_config.json'), false)) ?? {};
 
   const metadata: [string, GgufValue][] = [
-    ['general.architecture', gguf.string('llama')],
+    ['general.architecture', gguf.string(ggufArch)],
     ['general.type', gguf.string('model')],
     ['general.name', gguf.string(options.name ?? path.basename(path.resolve(dir)))],
   ];
   if (options.repository)
     metadata.push(['general.source.huggingface.repository', gguf.string(options.repository)]);
-  metadata.push(['llama.block_count', gguf.uint32(config.num_hidden_layers)]);
+  metadata.push([`${ggufArch}.block_count`, gguf.uint32(config.num_hidden_layers)]);
   if (config.max_position_embeddings !== undefined)
-    metadata.push(['llama.context_length', gguf.uint32(config.max_position_embeddings)]);
+    metadata.push([`${ggufArch}.context_length`, gguf.uint32(config.max_position_embeddings)]);
   metadata.push(
-    ['llama.embedding_length', gguf.uint32(config.hidden_size)],
-    ['llama.feed_forward_length', gguf.uint32(config.intermediate_size)],
-    ['llama.attention.head_count', gguf.uint32(nHead)],
+    [`${ggufArch}.embedding_length`, gguf.uint32(config.hidden_size)],
+    [`${ggufArch}.feed_forward_length`, gguf.uint32(config.intermediate_size)],
+    [`${ggufArch}.attention.head_count`, gguf.uint32(nHead)],
   );
   if (config.num_key_value_heads !== undefined)
-    metadata.push(['llama.attention.head_count_kv', gguf.uint32(nKv)]);
+    metadata.push([`${ggufArch}.attention.head_count_kv`, gguf.uint32(nKv)]);
   if (config.rope_theta !== undefined)
-    metadata.push(['llama.rope.freq_base', gguf.float32(config.rope_theta)]);
+    metadata.push([`${ggufArch}.rope.freq_base`, gguf.float32(config.rope_theta)]);
   if (config.rms_norm_eps !== undefined)
-    metadata.push(['llama.attention.layer_norm_rms_epsilon', gguf.float32(config.rms_norm_eps)]);
+    metadata.push([
+      `${ggufArch}.attention.layer_norm_rms_epsilon`,
+      gguf.float32(config.rms_norm_eps),
+    ]);
   if (config.head_dim !== undefined)
     metadata.push(
-      ['llama.attention.key_length', gguf.uint32(headDim)],
-      ['llama.attention.value_length', gguf.uint32(headDim)],
+      [`${ggufArch}.attention.key_length`, gguf.uint32(headDim)],
+      [`${ggufArch}.attention.value_length`, gguf.uint32(headDim)],
     );
 
   const shards = await hfShards(dir);
@@ -198,7 +217,7 @@ export async function convertHfFolder(
   for (const file of files) {
     for (const info of file.tensors) {
       if (info.name.endsWith('.rotary_emb.inv_freq')) continue;
-      const name = ggufName(info.name, dir);
+      const name = ggufName(info.name, dir, ggufArch);
       const shape = info.shape;
       const dims = [...shape].reverse();
       let type: number;
@@ -211,11 +230,14 @@ export async function convertHfFolder(
         throw unsupported(`${info.name} is ${info.dtype}; only F32, F16 and BF16 weights convert`);
       if (type === GGML_TYPE.F16) anyF16 = true;
       if (type === GGML_TYPE.BF16) anyBf16 = true;
-      const permuteHeads = name.endsWith('.attn_q.weight')
-        ? nHead
-        : name.endsWith('.attn_k.weight')
-          ? nKv
-          : 0;
+      const permuteHeads =
+        ggufArch !== 'llama'
+          ? 0
+          : name.endsWith('.attn_q.weight')
+            ? nHead
+            : name.endsWith('.attn_k.weight')
+              ? nKv
+              : 0;
       const sameBytes =
         permuteHeads === 0 &&
         ((type === GGML_TYPE.F32 && info.dtype === 'F32') ||
@@ -232,33 +254,43 @@ export async function convertHfFolder(
   }
   // general.file_type: llama.cpp's LLAMA_FTYPE of the bulk of the weights.
   metadata.push(['general.file_type', gguf.uint32(anyBf16 ? 32 : anyF16 ? 1 : 0)]);
-  metadata.push(
-    ['llama.vocab_size', gguf.uint32(config.vocab_size)],
-    ['llama.rope.dimension_count', gguf.uint32(headDim)],
-  );
+  if (ggufArch === 'llama')
+    metadata.push(
+      ['llama.vocab_size', gguf.uint32(config.vocab_size)],
+      ['llama.rope.dimension_count', gguf.uint32(headDim)],
+    );
   if (scaling && scaling.factor !== undefined)
     metadata.push(
       ['llama.rope.scaling.type', gguf.string('linear')],
       ['llama.rope.scaling.factor', gguf.float32(scaling.factor)],
     );
   metadata.push(
-    ...ggufVocabFromTokenizerJson(tokenizerJson, tokenizerConfig, config, config.vocab_size),
+    ...(ggufArch === 'qwen2'
+      ? ggufBpeVocabFromTokenizerJson(
+          tokenizerJson,
+          tokenizerConfig,
+          config,
+          config.vocab_size,
+          'qwen2',
+        )
+      : ggufVocabFromTokenizerJson(tokenizerJson, tokenizerConfig, config, config.vocab_size)),
   );
   metadata.push(['general.quantization_version', gguf.uint32(2)]);
   const written = await writeGguf(out, { metadata, tensors });
   return { path: out, tensors: tensors.length, bytes: written.size };
 }
 
-function ggufName(hfName: string, dir: string): string {
+function ggufName(hfName: string, dir: string, arch: 'llama' | 'qwen2'): string {
   if (hfName === 'model.embed_tokens.weight') return 'token_embd.weight';
   if (hfName === 'model.norm.weight') return 'output_norm.weight';
   if (hfName === 'lm_head.weight') return 'output.weight';
-  const match = /^model\.layers\.(\d+)\.(.+)\.weight$/.exec(hfName);
+  const match = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
   const mapped = match ? GGUF_NAME[match[2]!] : undefined;
-  if (match === null || mapped === undefined)
+  const biasOk = arch === 'qwen2' && /^attn_[qkv]$/.test(mapped ?? '');
+  if (match === null || mapped === undefined || (match[3] === 'bias' && !biasOk))
     throw unsupported(
       `${dir}: tensor '${hfName}' has no GGUF name`,
       'biases and extra modules of other llama variants are not supported',
     );
-  return `blk.${match[1]}.${mapped}.weight`;
+  return `blk.${match[1]}.${mapped}.${match[3]}`;
 }

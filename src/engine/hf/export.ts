@@ -1,5 +1,6 @@
 /**
- * The inverse of convert.ts: a llama GGUF as a Hugging Face LlamaForCausalLM folder (config.json,
+ * The inverse of convert.ts: a llama GGUF as a Hugging Face LlamaForCausalLM folder (a qwen2 one
+ * as Qwen2ForCausalLM, q/k/v biases included, rows unmoved, byte-level BPE tokenizer) (config.json,
  * model.safetensors or shards with model.safetensors.index.json, tokenizer.json,
  * tokenizer_config.json), q/k rows back in Hugging Face order. F32, F16 and BF16 tensors keep
  * their bytes; quantized ones are written as F32.
@@ -11,7 +12,7 @@ import type { GgufFile } from '../gguf/index.ts';
 import { GGML_TYPE, ggufString, llamaHyperparams, readGguf } from '../gguf/index.ts';
 import { writeSafetensors, type SafetensorsTensorInput } from '../safetensors.ts';
 import { ggufToHfRows } from './permute.ts';
-import { tokenizerJsonFromGguf } from './tokenizer.ts';
+import { bpeTokenizerJsonFromGguf, tokenizerJsonFromGguf } from './tokenizer.ts';
 
 const HF_NAME: Record<string, string> = {
   attn_norm: 'input_layernorm',
@@ -29,13 +30,13 @@ function hfName(name: string): string {
   if (name === 'token_embd.weight') return 'model.embed_tokens.weight';
   if (name === 'output_norm.weight') return 'model.norm.weight';
   if (name === 'output.weight') return 'lm_head.weight';
-  const match = /^blk\.(\d+)\.([a-z_]+)\.weight$/.exec(name);
+  const match = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(name);
   const mapped = match ? HF_NAME[match[2]!] : undefined;
   if (!match || !mapped) throw new Error(`no Hugging Face name for GGUF tensor '${name}'`);
-  return `model.layers.${match[1]}.${mapped}.weight`;
+  return `model.layers.${match[1]}.${mapped}.${match[3]}`;
 }
 
-/** Writes `input` (a llama GGUF) as a Hugging Face folder in `dir`, in `shards` files (default 1). */
+/** Writes `input` (a llama or qwen2 GGUF) as a Hugging Face folder in `dir`, in `shards` files (default 1). */
 export async function ggufToHfFolder(
   input: string | GgufFile,
   dir: string,
@@ -44,15 +45,20 @@ export async function ggufToHfFolder(
   const file = typeof input === 'string' ? await readGguf(input) : input;
   const meta = file.metadata;
   const hp = llamaHyperparams(meta);
+  if (hp.arch !== 'llama' && hp.arch !== 'qwen2')
+    throw new Error(`a ${hp.arch} GGUF has no Hugging Face export here`);
+  const qwen2 = hp.arch === 'qwen2';
   const tensors: SafetensorsTensorInput[] = [];
   for (const info of file.tensors) {
     const name = hfName(info.name);
     const shape = [...info.dims].reverse();
-    const heads = info.name.endsWith('.attn_q.weight')
-      ? hp.headCount
-      : info.name.endsWith('.attn_k.weight')
-        ? hp.headCountKv
-        : 0;
+    const heads = qwen2
+      ? 0
+      : info.name.endsWith('.attn_q.weight')
+        ? hp.headCount
+        : info.name.endsWith('.attn_k.weight')
+          ? hp.headCountKv
+          : 0;
     const keeps = {
       [GGML_TYPE.F32]: 'F32',
       [GGML_TYPE.F16]: 'F16',
@@ -69,8 +75,8 @@ export async function ggufToHfFolder(
   }
   const tied = file.findTensor('output.weight') === undefined;
   const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [qwen2 ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: hp.arch,
     hidden_size: hp.embeddingLength,
     intermediate_size: hp.feedForwardLength,
     num_hidden_layers: hp.blockCount,
@@ -108,7 +114,9 @@ export async function ggufToHfFolder(
       `${JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2)}\n`,
     );
   }
-  const { tokenizer, config: tokenizerConfig } = tokenizerJsonFromGguf(meta);
+  const { tokenizer, config: tokenizerConfig } = qwen2
+    ? bpeTokenizerJsonFromGguf(meta)
+    : tokenizerJsonFromGguf(meta);
   tokenizerConfig.model_max_length = hp.contextLength;
   await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));

@@ -275,3 +275,158 @@ export function tokenizerJsonFromGguf(meta: GgufMetadata): {
   };
   return { tokenizer, config };
 }
+
+/**
+ * The `tokenizer.ggml.*` metadata of a byte-level BPE tokenizer.json (GPT-2 style: Qwen2, GPT-2),
+ * as llama.cpp's convert_hf_to_gguf writes it (`_set_vocab_gpt2`): model "gpt2", the given
+ * pre-tokenizer name, tokens in id order padded to `vocabSize` with UNUSED `[PADn]`, added tokens
+ * CONTROL when special and USER_DEFINED otherwise, the merges as "left right" strings, and the
+ * special ids found as for SentencePiece vocabularies.
+ */
+export function ggufBpeVocabFromTokenizerJson(
+  json: unknown,
+  config: TokenizerConfig,
+  modelConfig: { bos_token_id?: number; eos_token_id?: number; pad_token_id?: number },
+  vocabSize: number,
+  pre: string,
+): [string, GgufValue][] {
+  const tok = json as TokenizerJson;
+  const model = tok.model;
+  if (typeof model !== 'object' || model === null) throw invalid('no "model"');
+  if (model.type !== 'BPE' || model.byte_fallback === true)
+    throw new OpenLedgerError(
+      'MODEL_UNSUPPORTED',
+      `tokenizer.json has a ${String(model.type)}${model.byte_fallback ? ' (byte fallback)' : ''} model; a byte-level BPE (GPT-2 style) is expected for this architecture`,
+    );
+  const vocab = model.vocab;
+  if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab))
+    throw invalid('a BPE model needs a vocab object');
+  const tokens: string[] = [];
+  for (const [piece, id] of Object.entries(vocab)) tokens[id] = piece;
+  const special = new Set<number>();
+  const added = new Set<number>();
+  for (const token of tok.added_tokens ?? []) {
+    tokens[token.id] = token.content;
+    added.add(token.id);
+    if (token.special) special.add(token.id);
+  }
+  const n = Math.max(vocabSize, tokens.length);
+  const types: number[] = [];
+  for (let id = 0; id < n; id++) {
+    if (tokens[id] === undefined) {
+      tokens[id] = `[PAD${id}]`;
+      types[id] = 5; // UNUSED
+    } else
+      types[id] = special.has(id) ? TYPE.CONTROL : added.has(id) ? TYPE.USER_DEFINED : TYPE.NORMAL;
+  }
+  const merges = (model.merges ?? []).map((m) => (typeof m === 'string' ? m : m.join(' ')));
+  const idOf = (name: 'bos' | 'eos' | 'pad'): number | undefined => {
+    const content = contentOf(config[`${name}_token`]);
+    const byContent = content === undefined ? -1 : tokens.indexOf(content);
+    if (byContent >= 0) return byContent;
+    return modelConfig[`${name}_token_id`];
+  };
+  const out: [string, GgufValue][] = [
+    ['tokenizer.ggml.model', gguf.string('gpt2')],
+    ['tokenizer.ggml.pre', gguf.string(pre)],
+    ['tokenizer.ggml.tokens', gguf.array('string', tokens)],
+    ['tokenizer.ggml.token_type', gguf.array('int32', types)],
+    ['tokenizer.ggml.merges', gguf.array('string', merges)],
+  ];
+  const bos = idOf('bos');
+  const eos = idOf('eos');
+  const pad = idOf('pad');
+  if (bos !== undefined) out.push(['tokenizer.ggml.bos_token_id', gguf.uint32(bos)]);
+  if (eos !== undefined) out.push(['tokenizer.ggml.eos_token_id', gguf.uint32(eos)]);
+  if (pad !== undefined) out.push(['tokenizer.ggml.padding_token_id', gguf.uint32(pad)]);
+  if (config.add_bos_token !== undefined)
+    out.push(['tokenizer.ggml.add_bos_token', gguf.bool(config.add_bos_token)]);
+  if (config.add_eos_token !== undefined)
+    out.push(['tokenizer.ggml.add_eos_token', gguf.bool(config.add_eos_token)]);
+  return out;
+}
+
+/** Qwen2's pre-tokenizer regex, as its tokenizer.json carries it. */
+const QWEN2_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/**
+ * A Hugging Face tokenizer.json and tokenizer_config.json for a GGUF byte-level BPE vocabulary
+ * (`tokenizer.ggml.model` "gpt2"), with Qwen2's pre-tokenizer; the inverse of
+ * `ggufBpeVocabFromTokenizerJson`.
+ */
+export function bpeTokenizerJsonFromGguf(meta: GgufMetadata): {
+  tokenizer: unknown;
+  config: TokenizerConfig & Record<string, unknown>;
+} {
+  const tokens = ggufArray(meta, 'tokenizer.ggml.tokens', 'string');
+  const types = ggufArray(meta, 'tokenizer.ggml.token_type', 'int32');
+  const merges = ggufArray(meta, 'tokenizer.ggml.merges', 'string');
+  const vocab: Record<string, number> = {};
+  const added: Record<string, unknown>[] = [];
+  tokens.forEach((piece, id) => {
+    if (types[id] === TYPE.CONTROL || types[id] === TYPE.USER_DEFINED)
+      added.push({
+        id,
+        content: piece,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: types[id] === TYPE.USER_DEFINED,
+        special: types[id] === TYPE.CONTROL,
+      });
+    else if (types[id] !== 5) vocab[piece] = id;
+  });
+  const tokenAt = (key: string): string | null =>
+    meta.has(key) ? (tokens[ggufNumber(meta, key)] ?? null) : null;
+  const tokenizer = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: { type: 'NFC' },
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: QWEN2_SPLIT }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      ],
+    },
+    post_processor: {
+      type: 'ByteLevel',
+      add_prefix_space: false,
+      trim_offsets: false,
+      use_regex: false,
+    },
+    decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: merges.map((m) => m.split(' ')),
+    },
+  };
+  // add_* only when the GGUF says: their absence keeps llama.cpp's per-pre-tokenizer default.
+  const config = {
+    ...(meta.has('tokenizer.ggml.add_bos_token')
+      ? { add_bos_token: ggufBool(meta, 'tokenizer.ggml.add_bos_token') }
+      : {}),
+    ...(meta.has('tokenizer.ggml.add_eos_token')
+      ? { add_eos_token: ggufBool(meta, 'tokenizer.ggml.add_eos_token') }
+      : {}),
+    bos_token: tokenAt('tokenizer.ggml.bos_token_id'),
+    eos_token: tokenAt('tokenizer.ggml.eos_token_id'),
+    pad_token: tokenAt('tokenizer.ggml.padding_token_id'),
+    unk_token: null,
+    clean_up_tokenization_spaces: false,
+    model_max_length: 2048 as number,
+    tokenizer_class: 'Qwen2Tokenizer',
+  };
+  return { tokenizer, config };
+}
