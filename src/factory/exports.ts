@@ -15,9 +15,15 @@
  * lora_B of q_proj and k_proj (A is unchanged); `ropeLayout: 'gguf'` keeps GGUF order instead,
  * for a consumer that runs the GGUF's rows as they are. Architectures whose llama.cpp RoPE is
  * already half-split (qwen2: NeoX RoPE) are not permuted by convert_hf_to_gguf, nor here.
+ *
+ * GPT-2: Hugging Face's GPT2LMHeadModel holds its projections as Conv1D, weight [in, out], the
+ * transpose of the GGUF's W [out][in] (convert_hf_to_gguf transposes them). PEFT still makes
+ * lora_A and lora_B nn.Linear ([r, in] and [out, r]) and adds x·Aᵀ·Bᵀ, the same delta B·A as
+ * ours; only the merged delta is transposed onto the Conv1D weight (`fan_in_fan_out: true`). So A
+ * and B go out as they are; c_attn's q, k, v column blocks are in the GGUF's order (no RoPE).
  */
 import { OpenLedgerError } from '../errors.ts';
-import type { GgufFile, LoraAdapter } from '../engine/index.ts';
+import type { GgufFile, Gpt2LoraTarget, LoraAdapter } from '../engine/index.ts';
 import {
   GGML_TYPE,
   encodeGguf,
@@ -26,6 +32,7 @@ import {
   loadLoraGguf,
   readGguf,
   type GgufTensorInput,
+  type AnyLoraTarget,
   type LoraPair,
   type LoraTarget,
 } from '../engine/index.ts';
@@ -52,6 +59,14 @@ export const PEFT_MODULES: Readonly<Record<LoraTarget, string>> = {
   ffn_gate: 'mlp.gate_proj',
   ffn_up: 'mlp.up_proj',
   ffn_down: 'mlp.down_proj',
+};
+
+/** The PEFT module path of each target inside a GPT2LMHeadModel block (`transformer.h.N`). */
+export const PEFT_GPT2_MODULES: Readonly<Record<Gpt2LoraTarget, string>> = {
+  attn_qkv: 'attn.c_attn',
+  attn_output: 'attn.c_proj',
+  ffn_up: 'mlp.c_fc',
+  ffn_down: 'mlp.c_proj',
 };
 
 /** What the PEFT export needs to know of the base model. */
@@ -87,6 +102,26 @@ export function peftKey(layer: number, target: LoraTarget, kind: 'A' | 'B'): str
   return `base_model.model.model.layers.${layer}.${PEFT_MODULES[target]}.lora_${kind}.weight`;
 }
 
+/** `base_model.model.transformer.h.{layer}.{module}.lora_{A|B}.weight`, PEFT's GPT-2 keys. */
+export function peftGpt2Key(layer: number, target: Gpt2LoraTarget, kind: 'A' | 'B'): string {
+  return `base_model.model.transformer.h.${layer}.${PEFT_GPT2_MODULES[target]}.lora_${kind}.weight`;
+}
+
+/**
+ * PEFT's `target_modules` for GPT-2 targets. PEFT matches a module whose name ends with
+ * `.<entry>`, and `c_proj` names both attn.c_proj and mlp.c_proj: the bare name when both are
+ * adapted, else the one adapted with its parent, so PEFT wraps no module the adapter lacks.
+ */
+function gpt2TargetModules(targets: readonly Gpt2LoraTarget[]): string[] {
+  const names = new Set(targets.map((t) => PEFT_GPT2_MODULES[t]));
+  if (names.has('attn.c_proj') && names.has('mlp.c_proj')) {
+    names.delete('attn.c_proj');
+    names.delete('mlp.c_proj');
+    names.add('c_proj');
+  }
+  return [...names].map((n) => (n.endsWith('c_proj') ? n : n.split('.')[1]!)).sort();
+}
+
 /**
  * adapter_config.json and adapter_model.safetensors of `adapter`: A as [r, in], B as [out, r],
  * F32, keyed as PEFT keys them; the config with PEFT's LoraConfig fields (sorted, 2-space
@@ -98,24 +133,31 @@ export function peftFiles(
   options: PeftExportOptions = {},
 ): ExportFile[] {
   const r = adapter.config.rank;
-  // PEFT keys here are LlamaForCausalLM's; a GPT-2 adapter (attn_qkv: c_attn) has other paths.
-  const unmapped = adapter.config.targets.filter((t) => !(t in PEFT_MODULES));
+  const gpt2 = base.architecture === 'gpt2';
+  const modules: Readonly<Partial<Record<AnyLoraTarget, string>>> = gpt2
+    ? PEFT_GPT2_MODULES
+    : PEFT_MODULES;
+  const unmapped = adapter.config.targets.filter((t) => !(t in modules));
   if (unmapped.length > 0)
     throw new OpenLedgerError(
       'VALIDATION_FAILED',
-      `The PEFT export covers llama-family adapters; this one adapts ${unmapped.join(', ')}.`,
-      { hint: 'export it as gguf or merged' },
+      `The PEFT export of a ${base.architecture} base has no module for ${unmapped.join(', ')}.`,
+      { hint: 'export with the base model the adapter was trained on, or as gguf or merged' },
     );
+  const keyOf = (layer: number, target: AnyLoraTarget, kind: 'A' | 'B'): string =>
+    gpt2
+      ? peftGpt2Key(layer, target as Gpt2LoraTarget, kind)
+      : peftKey(layer, target as LoraTarget, kind);
   const permute = peftPermutesQk(base.architecture, options);
   const tensors: SafetensorsTensorInput[] = [];
   for (const [layer, pairs] of adapter.layers.entries()) {
-    for (const [target, pair] of Object.entries(pairs) as [LoraTarget, LoraPair][]) {
+    for (const [target, pair] of Object.entries(pairs) as [AnyLoraTarget, LoraPair][]) {
       let b = pair.b;
       if (permute && (target === 'attn_q' || target === 'attn_k'))
         b = ggufToHfRows(b, pair.outDim, r, target === 'attn_q' ? base.nHeads : base.nKvHeads);
       tensors.push(
-        { name: peftKey(layer, target, 'A'), dtype: 'F32', shape: [r, pair.inDim], data: pair.a },
-        { name: peftKey(layer, target, 'B'), dtype: 'F32', shape: [pair.outDim, r], data: b },
+        { name: keyOf(layer, target, 'A'), dtype: 'F32', shape: [r, pair.inDim], data: pair.a },
+        { name: keyOf(layer, target, 'B'), dtype: 'F32', shape: [pair.outDim, r], data: b },
       );
     }
   }
@@ -124,7 +166,8 @@ export function peftFiles(
     auto_mapping: null,
     base_model_name_or_path: base.nameOrPath,
     bias: 'none',
-    fan_in_fan_out: false,
+    // GPT-2's Conv1D weights are [in, out] (see the module comment).
+    fan_in_fan_out: gpt2,
     inference_mode: true,
     init_lora_weights: true,
     layers_pattern: null,
@@ -139,9 +182,9 @@ export function peftFiles(
     r,
     rank_pattern: {},
     revision: null,
-    target_modules: adapter.config.targets
-      .map((t) => PEFT_MODULES[t as LoraTarget].split('.')[1]!)
-      .sort(),
+    target_modules: gpt2
+      ? gpt2TargetModules(adapter.config.targets as Gpt2LoraTarget[])
+      : adapter.config.targets.map((t) => PEFT_MODULES[t as LoraTarget].split('.')[1]!).sort(),
     task_type: 'CAUSAL_LM',
     use_dora: false,
     use_rslora: false,

@@ -20,14 +20,17 @@
  *
  * where lin_t(x) = W_t·x + b_t + s·B_t·(A_t·drop(x)) for an adapted target, W_t·x + b_t
  * otherwise. The operations are those of the inference Gpt2Model in its order, so with B = 0 the
- * float32 logits are identical on the TypeScript backend.
+ * float32 logits are identical on the TypeScript backend. The four projections W_t may be
+ * quantized blocks (QLoRA, quantizeGpt2Base), which the backend dequantizes for each product.
  */
 import { OpenLedgerError } from '../../errors.ts';
+import { isQuantized } from '../kernels/index.ts';
+import type { Matrix } from '../kernels/index.ts';
 import { GPT2_LAYER_TENSORS } from '../model/index.ts';
-import type { Gpt2Config, Gpt2LayerWeights, Gpt2Weights } from '../model/index.ts';
+import type { Gpt2Config, Gpt2LayerWeights } from '../model/index.ts';
 import { geluBackward, geluForward, layernormBackward, layernormForward } from './kernels.ts';
 import type { Floats } from './kernels.ts';
-import { GPT2_LORA_TARGET_WEIGHT, loraTargetShape } from './lora.ts';
+import { GPT2_LORA_TARGETS, GPT2_LORA_TARGET_WEIGHT, loraTargetShape } from './lora.ts';
 import type { Gpt2LoraTarget, LoraAdapter } from './lora.ts';
 import {
   TrainingNetworkBase,
@@ -44,6 +47,7 @@ import type {
   TrainableParameter,
   TrainingModelOptions,
 } from './network.ts';
+import type { Gpt2TrainingWeights } from './weights.ts';
 
 /** Gradients of the base weights under full training (`output` null when tied). */
 interface Gpt2BaseGrads {
@@ -80,10 +84,10 @@ const WEIGHT_KEYS = [
 
 /**
  * A GPT-2 model ready to train: forward (loss) and backward (gradients of the adapter's A and B
- * and, under `trainBase`, of every base weight). Float32 weights only (no quantized base).
+ * and, under `trainBase`, of every base weight, which must then all be float32).
  */
 export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
-  readonly weights: Gpt2Weights;
+  readonly weights: Gpt2TrainingWeights;
 
   private readonly baseGrads: Gpt2BaseGrads | null;
 
@@ -102,7 +106,7 @@ export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
   private dfchg: Floats = new Float64Array(0); // [BT][H]
 
   constructor(
-    model: { config: Gpt2Config; weights: Gpt2Weights },
+    model: { config: Gpt2Config; weights: Gpt2TrainingWeights },
     adapter: LoraAdapter | null,
     options: TrainingModelOptions = {},
   ) {
@@ -114,13 +118,23 @@ export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
 
   private makeBaseGrads(): Gpt2BaseGrads {
     const w = this.weights;
-    const zeros = (m: Float32Array): Float64Array => new Float64Array(m.length);
+    const zeros = (m: Matrix, name = ''): Float64Array => {
+      if (isQuantized(m)) {
+        throw new OpenLedgerError(
+          'VALIDATION_FAILED',
+          `full training needs float32 base weights; ${name} is quantized`,
+          { hint: 'quantized (QLoRA) bases train adapters only' },
+        );
+      }
+      return new Float64Array(m.length);
+    };
     return {
       tokenEmbd: zeros(w.tokenEmbd),
       positionEmbd: zeros(w.positionEmbd),
-      layers: w.layers.map((layer) => {
+      layers: w.layers.map((layer, l) => {
         const out = {} as Record<keyof Gpt2LayerWeights, Float64Array>;
-        for (const key of LAYER_KEYS) out[key] = zeros(layer[key]);
+        for (const key of LAYER_KEYS)
+          out[key] = zeros(layer[key], `blk.${l}.${GPT2_LAYER_TENSORS[key]}`);
         return out;
       }),
       outputNorm: zeros(w.outputNorm),
@@ -141,7 +155,8 @@ export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
     w.layers.forEach((layer, l) => {
       for (const key of LAYER_KEYS) {
         const name = `blk.${l}.${GPT2_LAYER_TENSORS[key]}`;
-        out.push({ name, value: layer[key], grad: bg.layers[l]![key] });
+        // makeBaseGrads refused quantized weights, so every one is float32 here
+        out.push({ name, value: layer[key] as Float32Array, grad: bg.layers[l]![key] });
       }
     });
     out.push(
@@ -187,7 +202,7 @@ export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
         const [inDim, outDim] = loraTargetShape(this.config, target);
         const { weight, bias } = GPT2_LORA_TARGET_WEIGHT[target];
         await this.backend.forward(out, inp, lw[weight], BT, inDim, outDim);
-        addBiasRows(out, lw[bias], BT, outDim);
+        addBiasRows(out, lw[bias] as Float32Array, BT, outDim); // biases are never quantized
         await this.loraForward(l, target, out, inp, BT, prng, p);
       };
 
@@ -406,10 +421,11 @@ export class Gpt2TrainingModel extends TrainingNetworkBase<Gpt2Config> {
 }
 
 /**
- * Throws VALIDATION_FAILED unless the weights are exactly GPT-2's, float32 and of their sizes:
- * a weight this model would not read must not be silently dropped from what is trained.
+ * Throws VALIDATION_FAILED unless the weights are exactly GPT-2's and of their sizes (the four
+ * projections float32 or quantized [out][in], the rest float32): a weight this model would not
+ * read must not be silently dropped from what is trained.
  */
-function checkGpt2TrainingWeights(config: Gpt2Config, weights: Gpt2Weights): void {
+function checkGpt2TrainingWeights(config: Gpt2Config, weights: Gpt2TrainingWeights): void {
   const model = 'gpt2';
   refuseUnknownKeys(model, 'the model', weights, WEIGHT_KEYS);
   const { dim, hiddenDim, nHeads, nKvHeads, headDim, vocabSize, nLayers, nPositions } = config;
@@ -446,10 +462,26 @@ function checkGpt2TrainingWeights(config: Gpt2Config, weights: Gpt2Weights): voi
     ffnDown: dim * hiddenDim,
     ffnDownBias: dim,
   };
+  const shapes = new Map(
+    GPT2_LORA_TARGETS.map((t) => [GPT2_LORA_TARGET_WEIGHT[t].weight, loraTargetShape(config, t)]),
+  );
   weights.layers.forEach((layer, l) => {
     refuseUnknownKeys(model, `layer ${l}`, layer, LAYER_KEYS);
     for (const key of LAYER_KEYS) {
-      expectWeight(model, `blk.${l}.${GPT2_LAYER_TENSORS[key]}`, layer[key], sizes[key]);
+      const name = `blk.${l}.${GPT2_LAYER_TENSORS[key]}`;
+      const value: Matrix = layer[key];
+      const shape = shapes.get(key);
+      if (!isQuantized(value) || shape === undefined) {
+        expectWeight(model, name, value, sizes[key]);
+        continue;
+      }
+      const [cols, rows] = shape;
+      if (value.rows !== rows || value.cols !== cols) {
+        throw new OpenLedgerError(
+          'VALIDATION_FAILED',
+          `${model} training: quantized weight ${name} is ${value.rows}×${value.cols}, not ${rows}×${cols}`,
+        );
+      }
     }
   });
 }

@@ -57,8 +57,13 @@ export type {
   TrainingModelOptions,
   TrainingNetwork,
 } from './training-model.ts';
-export { quantizeBase, trainingWeightBytes } from './weights.ts';
-export type { TrainingLayerWeights, TrainingWeights } from './weights.ts';
+export { quantizeBase, quantizeGpt2Base, trainingWeightBytes } from './weights.ts';
+export type {
+  Gpt2TrainingLayerWeights,
+  Gpt2TrainingWeights,
+  TrainingLayerWeights,
+  TrainingWeights,
+} from './weights.ts';
 export { AdamW, checkLrSchedule, clipGradNorm, learningRateAt } from './optim.ts';
 export type { AdamWOptions, LrSchedule } from './optim.ts';
 export { Trainer, createTrainingNetwork, isGpt2Model, trainLora } from './train.ts';

@@ -6,7 +6,7 @@
  */
 import { OpenLedgerError } from '../../errors.ts';
 import type { MatmulBackend } from '../kernels/index.ts';
-import type { Gpt2Config, Gpt2Weights, LlamaConfig } from '../model/index.ts';
+import type { Gpt2Config, LlamaConfig } from '../model/index.ts';
 import { Gpt2TrainingModel } from './gpt2-training-model.ts';
 import { LoraAdapter } from './lora.ts';
 import type { LoraConfig } from './lora.ts';
@@ -16,19 +16,21 @@ import { Prng } from './prng.ts';
 import { makeTrainBatch } from './network.ts';
 import type { TrainBatch, TrainExample, TrainingModelOptions, TrainingNetwork } from './network.ts';
 import { TrainingModel } from './training-model.ts';
-import type { TrainingWeights } from './weights.ts';
+import type { Gpt2TrainingWeights, TrainingWeights } from './weights.ts';
 
 /**
  * A base model any training model takes: a llama-family model (LlamaModel, or its config with
- * QLoRA `TrainingWeights`) or a GPT-2 model (Gpt2Model, recognised by its position embeddings).
+ * QLoRA `TrainingWeights`) or a GPT-2 model (Gpt2Model, or its config with QLoRA
+ * `Gpt2TrainingWeights`; recognised by its position embeddings).
  */
 export type TrainableModel =
-  { config: LlamaConfig; weights: TrainingWeights } | { config: Gpt2Config; weights: Gpt2Weights };
+  | { config: LlamaConfig; weights: TrainingWeights }
+  | { config: Gpt2Config; weights: Gpt2TrainingWeights };
 
 /** True for a GPT-2 model (it has learned position embeddings). */
 export function isGpt2Model(
   model: TrainableModel,
-): model is { config: Gpt2Config; weights: Gpt2Weights } {
+): model is { config: Gpt2Config; weights: Gpt2TrainingWeights } {
   return 'positionEmbd' in model.weights;
 }
 
