@@ -143,4 +143,51 @@ describe('factory training on Qwen2 and GPT-2 bases', () => {
       assert.deepEqual(again.adapter, done.adapter);
     });
   }
+
+  for (const [arch, bits] of [
+    ['qwen2', 'q4_0'],
+    ['gpt2', 'q8_0'],
+  ] as const) {
+    it(`trains a ${arch} job on a ${bits} base (QLoRA hyperparameter)`, async () => {
+      const file = path.join(dir, `${arch}-qlora.gguf`);
+      if (arch === 'qwen2') await writeRandomQwen2(file, SHAPE, () => GGML_TYPE.F32);
+      else await writeRandomGpt2(file, { ...SHAPE, kvHeads: SHAPE.heads }, () => GGML_TYPE.F32);
+      const params = normalizeTrainParams({
+        baseModel: file,
+        datanets: [{ id: 1, version: 1 }],
+        template: 'plain',
+        hyperparameters: {
+          steps: 12,
+          rank: 4,
+          dropout: 0,
+          batchSize: 4,
+          learningRate: 2e-2,
+          warmupSteps: 1,
+          evalPercent: 20,
+          quantizeBase: bits,
+        },
+      });
+      assert.equal(params.hyperparameters.quantizeBase, bits);
+      const messages: TrainMessage[] = [];
+      await runTraining({ params, rows: rows() }, (m) => messages.push(m));
+      const progress = messages.flatMap((m) => (m.type === 'progress' ? [m.progress] : []));
+      const done = messages.find((m) => m.type === 'done');
+      assert.ok(done?.type === 'done');
+      assert.ok(
+        done.trainLoss < 0.8 * progress[0]!.loss,
+        `${arch} ${bits}: the training loss fell`,
+      );
+    });
+  }
+
+  it('refuses an unknown quantizeBase', () => {
+    assert.throws(
+      () =>
+        normalizeTrainParams({
+          datanets: [{ id: 1, version: 1 }],
+          hyperparameters: { quantizeBase: 'q3_k' },
+        }),
+      /quantizeBase "q3_k" is not one of none, q8_0, q4_0/,
+    );
+  });
 });

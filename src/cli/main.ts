@@ -326,6 +326,7 @@ signerOptions(
   .option('--lr <x>', 'learning rate (default 1e-3)')
   .option('--batch-size <n>', 'examples per step (default 8)')
   .option('--seed <n>', 'seed of the adapter, data order and dropout (default 0)')
+  .option('--quantize-base <bits>', 'QLoRA: the frozen base as q8_0 or q4_0 blocks (default none)')
   .action((options) => train(options, out));
 registerExportCommand(program, out, signerOptions);
 registerModelsCommand(program, out);

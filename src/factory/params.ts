@@ -27,6 +27,11 @@ export interface Hyperparameters {
    * (see packing.ts).
    */
   packing: boolean;
+  /**
+   * QLoRA (default 'none'): keep the frozen base's projections as 8-bit ('q8_0') or 4-bit
+   * ('q4_0') blocks, dequantized inside each product; dims must be multiples of 32.
+   */
+  quantizeBase: 'none' | 'q8_0' | 'q4_0';
 }
 
 export interface DatanetRef {
@@ -173,5 +178,20 @@ export function normalizeHyperparameters(
     ),
     evalPercent: integer('evalPercent', h.evalPercent, 10, 0, 50),
     packing: boolean('packing', h.packing, true),
+    quantizeBase: oneOf('quantizeBase', h.quantizeBase, 'none', ['none', 'q8_0', 'q4_0'] as const),
   };
+}
+
+function oneOf<const T extends string>(
+  name: string,
+  value: unknown,
+  fallback: T,
+  allowed: readonly T[],
+): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value))
+    invalid(
+      `hyperparameters.${name} ${JSON.stringify(value)} is not one of ${allowed.join(', ')}.`,
+    );
+  return value as T;
 }

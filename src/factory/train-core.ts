@@ -13,6 +13,10 @@ import {
   LoraAdapter,
   Trainer,
   createMatmulBackend,
+  Gpt2Model,
+  quantizeBase,
+  quantizeGpt2Base,
+  type TrainableModel,
   Prng,
   encodeGguf,
   ggufString,
@@ -168,7 +172,15 @@ export async function runTraining(
   const adapter = LoraAdapter.create(model.config, lora, h.seed);
   // onnxruntime when it loads (the worker is this job's only heavy thread), else TypeScript
   const backend = await createMatmulBackend();
-  const trainer = new Trainer(model, adapter, {
+  // QLoRA: the trainer reads the projections as quantized blocks (evaluation and the merged
+  // samples below still use the float32 model this worker loaded)
+  const frozen: TrainableModel =
+    h.quantizeBase === 'none'
+      ? model
+      : model instanceof Gpt2Model
+        ? { config: model.config, weights: quantizeGpt2Base(model, h.quantizeBase) }
+        : { config: model.config, weights: quantizeBase(model, h.quantizeBase) };
+  const trainer = new Trainer(frozen, adapter, {
     backend,
     learningRate: h.learningRate,
     totalSteps: h.steps,

@@ -56,6 +56,11 @@ const Hyperparameters = Type.Object(
         description: 'default true: examples packed into rows of maxTokens (docs/api.md)',
       }),
     ),
+    quantizeBase: Type.Optional(
+      Type.Union([Type.Literal('none'), Type.Literal('q8_0'), Type.Literal('q4_0')], {
+        description: "QLoRA: the frozen base in 8-bit or 4-bit blocks (default 'none')",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -90,6 +90,7 @@ export async function train(
     lr?: string;
     batchSize?: string;
     seed?: string;
+    quantizeBase?: string;
   },
   out: Output,
 ): Promise<void> {
@@ -100,6 +101,7 @@ export async function train(
       learningRate: positive('lr', flags.lr, false),
       batchSize: positive('batch-size', flags.batchSize),
       seed: flags.seed === undefined ? undefined : Number(flags.seed),
+      quantizeBase: flags.quantizeBase,
     }).filter(([, v]) => v !== undefined),
   );
   const body = {
