@@ -632,6 +632,9 @@ export interface Hyperparameters {
   maxTokens: number;
   checkpointEvery: number;
   evalPercent: number;
+  packing: boolean;
+  /** QLoRA: the frozen base as 8-bit or 4-bit blocks. */
+  quantizeBase: 'none' | 'q8_0' | 'q4_0';
 }
 
 export interface DatanetRef {

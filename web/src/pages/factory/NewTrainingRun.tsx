@@ -203,6 +203,7 @@ function Wizard() {
   // (d) hyperparameters
   const [fields, setFields] = useState<Record<HyperField, string>>(DEFAULTS);
   const [targets, setTargets] = useState<LoraTarget[]>(['attn_q', 'attn_v']);
+  const [quantizeBase, setQuantizeBase] = useState<Hyperparameters['quantizeBase']>('none');
 
   useEffect(() => {
     const ctrl = new AbortController();
@@ -379,6 +380,7 @@ function Wizard() {
     batchSize: parsed.values.batchSize,
     maxTokens: parsed.values.maxTokens,
     seed: parsed.values.seed,
+    quantizeBase,
   });
 
   const launch = async () => {
@@ -600,6 +602,21 @@ function Wizard() {
                 </span>
               )}
             </fieldset>
+            <label className="field">
+              <span className="field-label">Base weights while training</span>
+              <select
+                value={quantizeBase}
+                onChange={(e) => setQuantizeBase(e.target.value as Hyperparameters['quantizeBase'])}
+                data-testid="hp-quantize-base"
+              >
+                <option value="none">float32 (LoRA)</option>
+                <option value="q8_0">8-bit blocks (QLoRA)</option>
+                <option value="q4_0">4-bit blocks (QLoRA)</option>
+              </select>
+              <span className="field-help">
+                QLoRA keeps the frozen projections quantized; dims must be multiples of 32.
+              </span>
+            </label>
           </div>
           <p className="estimate" data-testid="hp-estimate">
             {tokensEstimate === undefined ? (
