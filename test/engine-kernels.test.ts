@@ -20,25 +20,7 @@ import {
   quantizeBase,
   trainingWeightBytes,
 } from '../src/engine/train/index.ts';
-import type { OpenLedgerError } from '../src/errors.ts';
-
-const hasCode = (code: string, pattern?: RegExp) => (error: OpenLedgerError) => {
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
-  return true;
-};
-
-/** max |a − b| / max |b|. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
-}
+import { hasCode, relativeError } from './helpers/asserts.ts';
 
 function randomArray(n: number, prng: Prng, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => scale * prng.normal());

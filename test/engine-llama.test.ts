@@ -15,8 +15,8 @@ import {
 } from '../src/engine/model/index.ts';
 import type { LlamaConfig, LlamaWeights } from '../src/engine/model/index.ts';
 import { loadLlama2cTokenizer } from '../src/engine/tokenizer/index.ts';
-import type { OpenLedgerError } from '../src/errors.ts';
 import { SHAPE, normals, randomTensors, writeRandomModel } from './helpers/models.ts';
+import { hasCode } from './helpers/asserts.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const FIXTURES = path.resolve(ROOT, '..', 'shared', 'fixtures', 'models');
@@ -36,12 +36,6 @@ const skipWithout = (...files: string[]): false | string => {
  */
 const KNOWN_PROMPT = '"Echoes of';
 const KNOWN_CONTINUATION = ' vectors unfold, a gentle hum of precision, as I sense the nodes';
-
-const hasCode = (code: string, pattern?: RegExp) => (error: OpenLedgerError) => {
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
-  return true;
-};
 
 /** The largest |a[i] − b[i]|. */
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {

@@ -22,31 +22,13 @@ import {
   type TrainExample,
   type TrainingNetwork,
 } from '../src/engine/index.ts';
-import type { OpenLedgerError } from '../src/errors.ts';
+import { hasCode, relativeError } from './helpers/asserts.ts';
 
 /**
  * Sequence packing in the training engine: several examples in one row, kept apart by per-token
  * positions (attention within the example only, RoPE / learned positions restarting at 0). A
  * packed batch must train exactly as the same examples in separate rows.
  */
-
-const hasCode = (code: string, pattern?: RegExp) => (error: OpenLedgerError) => {
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
-  return true;
-};
-
-/** max |a − b| / max |b|. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
-}
 
 const LLAMA: LlamaConfig = {
   dim: 32,

@@ -31,8 +31,8 @@ import {
   type TrainBatch,
   type TrainingNetwork,
 } from '../src/engine/index.ts';
-import type { OpenLedgerError } from '../src/errors.ts';
 import { writeRandomGpt2, writeRandomQwen2, type ArchShape } from './helpers/models.ts';
+import { hasCode, relativeError } from './helpers/asserts.ts';
 
 /**
  * Training of the architectures beyond llama: Qwen2 (llama's block with q/k/v biases, NeoX RoPE,
@@ -41,24 +41,6 @@ import { writeRandomGpt2, writeRandomQwen2, type ArchShape } from './helpers/mod
  * the training forward against the inference forward; our adapters in llama.cpp against our
  * merged models; and a few steps of training.
  */
-
-const hasCode = (code: string, pattern?: RegExp) => (error: OpenLedgerError) => {
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
-  return true;
-};
-
-/** max |a − b| / max |b|. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Tiny random models: dim 32, 2 layers, vocab 64

@@ -24,28 +24,10 @@ import {
 } from '../src/engine/train/index.ts';
 import type { LoraConfig, TrainBatch, TrainExample } from '../src/engine/train/index.ts';
 import { matmulBackward, matmulForward } from '../src/engine/kernels/index.ts';
-import type { OpenLedgerError } from '../src/errors.ts';
+import { hasCode, relativeError } from './helpers/asserts.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const AIDREAMS_GGUF = path.resolve(ROOT, '..', 'shared', 'fixtures', 'models', 'aidreams260K.gguf');
-
-const hasCode = (code: string, pattern?: RegExp) => (error: OpenLedgerError) => {
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
-  return true;
-};
-
-/** max |a − b| / max |b|. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
-}
 
 // ---------------------------------------------------------------------------------------------
 // A tiny random llama: dim 32, 2 layers, 4 query heads of 8 over 2 kv heads (GQA), vocab 64

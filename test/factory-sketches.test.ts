@@ -23,7 +23,6 @@ import {
   trainLora,
   type TrainExample,
 } from '../src/engine/train/index.ts';
-import type { OpenLedgerError } from '../src/errors.ts';
 import {
   loadDatasetRows,
   normalizeTrainParams,
@@ -41,12 +40,7 @@ import { DatanetActor } from './helpers/datanets.ts';
 import { call } from './helpers/http.ts';
 import { AIDREAMS_GGUF } from './helpers/models.ts';
 import { startTestNode, type TestNode } from './helpers/node.ts';
-
-const hasCode = (code: string, pattern?: RegExp) => (error: OpenLedgerError) => {
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
-  return true;
-};
+import { hasCode } from './helpers/asserts.ts';
 
 // A small random llama (as in engine-kernels.test.ts)
 const SMALL: LlamaConfig = {
