@@ -49,7 +49,29 @@ export interface ServingConfig {
   threads: number | undefined;
   /** Wallets allowed to load and unload adapters, besides the node's own signer. */
   operators: string[];
+  /** OpenAI-compatible LoRA servers that generate for this node; absent: llama.cpp here. */
+  remote?: RemoteConfig | undefined;
 }
+
+/** `up --remote-backend …`: forward generation to vLLM, an OpenLedger node, … (docs/serving.md). */
+export interface RemoteConfig {
+  /** Base URLs of the servers' OpenAI API (`…/v1`). */
+  backends: string[];
+  /** Bearer key sent to every backend. */
+  apiKey: string | undefined;
+  /** The model name the backends serve the base under; default: the local base's name. */
+  model: string | undefined;
+  /**
+   * Where the node writes adapters for the backends to load, and that folder as the backends
+   * see it (the same path when they share a file system); absent: adapters cannot be served.
+   */
+  adapterDir: { local: string; remote: string } | undefined;
+  /** What the backends load: PEFT folders (vLLM) or GGUF files (llama.cpp, OpenLedger). */
+  adapterFormat: RemoteAdapterFormat;
+}
+
+export const REMOTE_ADAPTER_FORMATS = ['peft', 'gguf'] as const;
+export type RemoteAdapterFormat = (typeof REMOTE_ADAPTER_FORMATS)[number];
 
 export const SERVING_DEFAULTS = {
   adapterBudgetBytes: 256 * 1024 * 1024,
@@ -81,6 +103,11 @@ export interface ServingFlags {
   contextSize?: string;
   threads?: string;
   operator?: string[];
+  remoteBackend?: string[];
+  remoteApiKey?: string;
+  remoteModel?: string;
+  remoteAdapterDir?: string;
+  remoteAdapterFormat?: string;
 }
 
 /** The environment variables `up` reads, in the order of the configuration reference. */
@@ -98,6 +125,11 @@ export const CONFIG_ENV = {
   baseModels: 'OPENLEDGER_BASE_MODELS',
   adapterBudget: 'OPENLEDGER_ADAPTER_BUDGET',
   operators: 'OPENLEDGER_OPERATORS',
+  remoteBackends: 'OPENLEDGER_REMOTE_BACKENDS',
+  remoteApiKey: 'OPENLEDGER_REMOTE_API_KEY',
+  remoteModel: 'OPENLEDGER_REMOTE_MODEL',
+  remoteAdapterDir: 'OPENLEDGER_REMOTE_ADAPTER_DIR',
+  remoteAdapterFormat: 'OPENLEDGER_REMOTE_ADAPTER_FORMAT',
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -193,6 +225,82 @@ function resolveServing(flags: ServingFlags, env: NodeJS.ProcessEnv): ServingCon
     contextSize: int(flags.contextSize, '--context-size', SERVING_DEFAULTS.contextSize, 16),
     threads: flags.threads === undefined ? undefined : int(flags.threads, '--threads', 1),
     operators: operators.map((o) => o.toLowerCase()),
+    remote: resolveRemote(flags, env, list),
+  };
+}
+
+function resolveRemote(
+  flags: ServingFlags,
+  env: NodeJS.ProcessEnv,
+  list: (value: string | undefined) => string[],
+): RemoteConfig | undefined {
+  const pick = (flag: string | undefined, name: keyof typeof CONFIG_ENV) => {
+    const value = flag ?? env[CONFIG_ENV[name]];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const backends = flags.remoteBackend?.length
+    ? flags.remoteBackend
+    : list(env[CONFIG_ENV.remoteBackends]);
+  const apiKey = pick(flags.remoteApiKey, 'remoteApiKey');
+  const model = pick(flags.remoteModel, 'remoteModel');
+  const dir = pick(flags.remoteAdapterDir, 'remoteAdapterDir');
+  const format = pick(flags.remoteAdapterFormat, 'remoteAdapterFormat') ?? 'peft';
+  if (backends.length === 0) {
+    const stray = [
+      [apiKey, '--remote-api-key'],
+      [model, '--remote-model'],
+      [dir, '--remote-adapter-dir'],
+      [flags.remoteAdapterFormat ?? env[CONFIG_ENV.remoteAdapterFormat], '--remote-adapter-format'],
+    ].find(([value]) => value !== undefined && value !== '');
+    if (stray) {
+      throw new OpenLedgerError('CONFIG_INVALID', `${stray[1]} needs --remote-backend.`);
+    }
+    return undefined;
+  }
+  const urls = backends.map((backend) => {
+    const url = parseUrl(backend, '--remote-backend');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new OpenLedgerError(
+        'CONFIG_INVALID',
+        `--remote-backend must be an http(s) URL, got "${backend}".`,
+      );
+    }
+    // OpenAI clients take the base URL with /v1; accept the server's root too.
+    const base = url.href.replace(/\/+$/, '');
+    return /\/v1$/.test(url.pathname.replace(/\/+$/, '')) ? base : `${base}/v1`;
+  });
+  if (new Set(urls).size !== urls.length) {
+    throw new OpenLedgerError('CONFIG_INVALID', '--remote-backend names the same server twice.');
+  }
+  if (!(REMOTE_ADAPTER_FORMATS as readonly string[]).includes(format)) {
+    throw new OpenLedgerError(
+      'CONFIG_INVALID',
+      `--remote-adapter-format must be one of ${REMOTE_ADAPTER_FORMATS.join(', ')}, got "${format}".`,
+    );
+  }
+  let adapterDir: RemoteConfig['adapterDir'];
+  if (dir !== undefined) {
+    // "<local>=<remote>": the remote path may differ (a container's mount point).
+    const at = dir.indexOf('=');
+    const local = at < 0 ? dir : dir.slice(0, at);
+    const remote = at < 0 ? dir : dir.slice(at + 1);
+    if (local === '' || remote === '') {
+      throw new OpenLedgerError(
+        'CONFIG_INVALID',
+        `--remote-adapter-dir must be <dir> or <local dir>=<dir as the backends see it>, got "${dir}".`,
+      );
+    }
+    adapterDir = {
+      local: path.resolve(local),
+      remote: at < 0 ? path.resolve(remote) : remote.replace(/\/+$/, '') || '/',
+    };
+  }
+  return {
+    backends: urls,
+    apiKey,
+    model,
+    adapterDir,
+    adapterFormat: format as RemoteAdapterFormat,
   };
 }
 

@@ -22,7 +22,8 @@ import { BUILTIN_MODELS_DIR, BUILTIN_MODEL_NAME } from '../src/factory/builtin/p
 import { loadTokenizer } from '../src/factory/tokenizers.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { call } from './helpers/http.ts';
-import { ROOT, startTestNode, type TestNode } from './helpers/node.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
 
 const BUILTIN_GGUF = path.join(BUILTIN_MODELS_DIR, `${BUILTIN_MODEL_NAME}.gguf`);
 const NO_MODEL = existsSync(BUILTIN_GGUF) ? false : 'the built-in model is not built';
@@ -456,11 +457,9 @@ describe('planted canaries (built-in tokenizer)', { skip: NO_MODEL }, () => {
 
 function cli(url: string, args: string[]): Promise<{ code: number | null; json: any }> {
   return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [path.join(ROOT, 'bin/openledger.js'), ...args, '--json', '--url', url],
-      { env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' } },
-    );
+    const child = spawn(process.execPath, [CLI_ENTRY, ...args, '--json', '--url', url], {
+      env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -6,9 +6,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, startTestNode, type TestNode } from './helpers/node.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
 
-const BIN = path.join(ROOT, 'bin/openledger.js');
+const BIN = CLI_ENTRY;
 
 /** Runs `openledger <args> --json --url <node>` and parses what it printed. */
 function cli(

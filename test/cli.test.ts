@@ -9,9 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import { BlobStore } from '../src/blobs/index.ts';
 import { devAccount } from '../src/chain/index.ts';
 import { call, signIn } from './helpers/http.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
 import { ROOT } from './helpers/node.ts';
 
-const BIN = path.join(ROOT, 'bin/openledger.js');
+const BIN = CLI_ENTRY;
 const ENV = {
   ...process.env,
   OPENLEDGER_LOG_LEVEL: 'warn',
@@ -69,9 +70,19 @@ describe('openledger CLI', () => {
   });
   after(() => rm(dataDir, { recursive: true, force: true }));
 
-  it('documents its commands in --help', async () => {
+  it('documents its commands in --help (through the bin/openledger.js launcher)', async () => {
+    const launcher = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin/openledger.js'), '--help'], {
+        env: ENV,
+      });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.on('exit', (code) => resolve({ code, stdout: out }));
+    });
+    assert.equal(launcher.code, 0);
     const { code, stdout } = await run(['--help']);
     assert.equal(code, 0);
+    assert.equal(launcher.stdout, stdout);
     for (const command of ['up', 'status', 'deploy', 'keys'])
       assert.match(stdout, new RegExp(`\\n  ${command}\\b`));
     const up = await run(['up', '--help']);

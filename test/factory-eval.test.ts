@@ -32,7 +32,8 @@ import { runTraining, type TrainMessage } from '../src/factory/train-core.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { call } from './helpers/http.ts';
 import { AIDREAMS_GGUF, SHAPE, writeRandomModel } from './helpers/models.ts';
-import { ROOT, startTestNode, type TestNode } from './helpers/node.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
 
 /** A deterministic mix of lengths and masks: prompt tokens masked, the rest trained. */
 function syntheticExamples(count: number) {
@@ -237,7 +238,7 @@ interface CliRun {
 }
 function cli(args: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [`${ROOT}/bin/openledger.js`, ...args], {
+    const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
       env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' },
     });
     let stdout = '';

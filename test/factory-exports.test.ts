@@ -31,7 +31,8 @@ import {
 import { DatanetActor } from './helpers/datanets.ts';
 import { call } from './helpers/http.ts';
 import { AIDREAMS_GGUF } from './helpers/models.ts';
-import { ROOT, startTestNode, type TestNode } from './helpers/node.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
 
 const HAVE_AIDREAMS = existsSync(AIDREAMS_GGUF);
 const SKIP = HAVE_AIDREAMS ? false : `fixture absent: ${AIDREAMS_GGUF}`;
@@ -393,7 +394,7 @@ const THINGS: [string, string][] = [
 /** Runs the CLI against a node; `--json` output parsed. */
 function cli(args: string[]): Promise<{ code: number | null; json: unknown; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [`${ROOT}/bin/openledger.js`, ...args, '--json'], {
+    const child = spawn(process.execPath, [CLI_ENTRY, ...args, '--json'], {
       env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' },
     });
     let stdout = '';

@@ -12,7 +12,8 @@ import { modelTypedData, publishFieldsFromPlan } from '../src/models/index.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { call, type Answer } from './helpers/http.ts';
 import { AIDREAMS_GGUF } from './helpers/models.ts';
-import { ROOT, startTestNode, type TestNode } from './helpers/node.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
 
 const THINGS: [string, string][] = [
   ['lantern', 'blue'],
@@ -311,7 +312,7 @@ describe(
         new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
           const child = spawn(
             process.execPath,
-            [`${ROOT}/bin/openledger.js`, 'publish', '--url', node.url, '--account', '1', ...args],
+            [CLI_ENTRY, 'publish', '--url', node.url, '--account', '1', ...args],
             { env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' } },
           );
           let stdout = '';
@@ -353,7 +354,7 @@ describe(
         const child = spawn(
           process.execPath,
           [
-            `${ROOT}/bin/openledger.js`,
+            CLI_ENTRY,
             'publish',
             jobs.cli!,
             '--url',

@@ -20,7 +20,8 @@ import { runTraining, type TrainMessage } from '../src/factory/train-core.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { call } from './helpers/http.ts';
 import { AIDREAMS_GGUF } from './helpers/models.ts';
-import { ROOT, startTestNode, type TestNode } from './helpers/node.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
 
 interface SseEvent {
   id: number;
@@ -374,7 +375,7 @@ describe(
         new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
           const child = spawn(
             process.execPath,
-            [`${ROOT}/bin/openledger.js`, 'train', '--url', node.url, '--account', '1', ...args],
+            [CLI_ENTRY, 'train', '--url', node.url, '--account', '1', ...args],
             { env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' } },
           );
           let stdout = '';

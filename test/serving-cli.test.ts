@@ -7,10 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import { eq } from 'drizzle-orm';
 import { parseAdapterFlag } from '../src/cli/commands/chat.ts';
 import { schema } from '../src/db/index.ts';
-import { ROOT } from './helpers/node.ts';
-import { startServingNode, writeTinyAdapter, type ServingNode } from './helpers/serving.ts';
 
-const BIN = path.join(ROOT, 'bin/openledger.js');
+import { startServingNode, writeTinyAdapter, type ServingNode } from './helpers/serving.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
+
+const BIN = CLI_ENTRY;
 
 /** Runs `openledger <args> --url <node>` to its end; stdin is closed (not a terminal). */
 function cli(

@@ -131,6 +131,29 @@ describe('Paying for inference: escrow balance, 402, exact fees, settlement', ()
     assert.equal(refused.body.error.type, 'insufficient_quota');
     assert.equal(refused.body.error.code, 'INSUFFICIENT_BALANCE');
     assert.match(refused.body.error.message, /balance.*deposit/is);
+    // The same adapter named by its (public, on-chain) hash or by an operator's name is the
+    // published model, and priced as such.
+    const [model] = await node.node.context.database.db
+      .select()
+      .from(schema.models)
+      .where(eq(schema.models.id, modelId));
+    const named = await call(node.url, 'POST', '/v1/load_lora_adapter', {
+      token: node.operatorKey,
+      body: { lora_name: 'paid-by-name', lora_path: `sha256:${model!.adapterBlobId}` },
+    });
+    assert.equal(named.status, 200, JSON.stringify(named.body));
+    for (const alias of [`adapter:${model!.adapterBlobId}`, 'paid-by-name']) {
+      const bypass = await call(node.url, 'POST', '/v1/completions', {
+        token: node.callerKey,
+        body: { model: alias, prompt: 'once upon a time', max_tokens: 4 },
+      });
+      assert.equal(bypass.status, 402, `${alias}: ${JSON.stringify(bypass.body)}`);
+      const composed = await call(node.url, 'POST', '/v1/completions', {
+        token: node.callerKey,
+        body: { model: 'tiny', adapters: [{ id: alias }], prompt: 'hi', max_tokens: 4 },
+      });
+      assert.equal(composed.status, 402, `tiny + ${alias}: ${JSON.stringify(composed.body)}`);
+    }
     // Base models stay free.
     const free = await call(node.url, 'POST', '/v1/completions', {
       token: node.callerKey,

@@ -102,6 +102,29 @@ describe('OpenLoRA: scheduling, backpressure and cancellation', () => {
     );
   });
 
+  it("attaches a queued request's adapter while it waits, so its turn starts warm", async () => {
+    const file = path.join(node.dataDir, 'z.gguf');
+    await writeTinyAdapter(file, 3);
+    const loaded = await call(node.url, 'POST', '/v1/load_lora_adapter', {
+      token: node.operatorKey,
+      body: { lora_name: 'z', lora_path: file },
+    });
+    assert.equal(loaded.status, 200);
+    const prefetches = async () =>
+      (await call(node.url, 'GET', '/v1/lora_adapters', { token: node.callerKey })).body.engine
+        .bases[0].prefetches as number;
+    const before = await prefetches();
+    const running = complete(longPrompt, LONG);
+    await until(async () => (await scheduler()).running === 1);
+    const waiting = complete(longPrompt, 4, 'z');
+    await until(async () => (await prefetches()) === before + 1);
+    assert.equal((await scheduler()).queued, 1, 'attached while still queued');
+    const [first, answer] = await Promise.all([running, waiting]);
+    assert.equal(first.status, 200);
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.openledger.timings.cold_adapters, false);
+  });
+
   it('stops generating when a streaming client disconnects, and records what it used', async () => {
     const controller = new AbortController();
     const response = await fetch(`${node.url}/v1/completions`, {

@@ -10,6 +10,7 @@ import type { NodeContext } from '../node/context.ts';
 import { authenticationHook } from './auth.ts';
 import { errorSchema, sendError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
+import { adapterMergeRoutes } from './routes/adapter-merges.ts';
 import { attributionRoutes } from './routes/attribution.ts';
 import { authRoutes } from './routes/auth.ts';
 import { datanetRoutes } from './routes/datanets.ts';
@@ -107,6 +108,7 @@ export async function buildServer(
   openAiRoutes(app, ctx);
   factorySketchRoutes(app, ctx);
   attributionRoutes(app, ctx);
+  adapterMergeRoutes(app, ctx);
 
   const webDir = options.webDir;
   const hasWeb = webDir !== undefined && existsSync(path.join(webDir, 'index.html'));

@@ -33,6 +33,7 @@ import { registerExportCommand } from './commands/export.ts';
 import { registerJobsCommands } from './commands/jobs.ts';
 import { keysCreate, keysList, keysRevoke } from './commands/keys.ts';
 import { registerModelsCommand } from './commands/models.ts';
+import { registerRouterCommand } from './commands/router.ts';
 import { publish } from './commands/publish.ts';
 import { status } from './commands/status.ts';
 import { train } from './commands/train.ts';
@@ -124,6 +125,35 @@ program
     '--operator <address>',
     'wallet allowed to load/unload adapters, besides the node signer (repeatable)',
     (value: string, previous: string[] = []) => [...previous, value],
+  )
+  // Remote backends (docs/serving.md "Remote backends"); commas in OPENLEDGER_REMOTE_BACKENDS.
+  .option(
+    '--remote-backend <url>',
+    'forward generation to this OpenAI-compatible LoRA server (vLLM, SGLang, an OpenLedger node), e.g. http://gpu:8000/v1 (repeatable)',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
+  .addOption(
+    new Option('--remote-api-key <key>', 'Bearer key for the remote backends').env(
+      CONFIG_ENV.remoteApiKey,
+    ),
+  )
+  .addOption(
+    new Option(
+      '--remote-model <name>',
+      'the base model name the remote backends serve (default: the local base model name)',
+    ).env(CONFIG_ENV.remoteModel),
+  )
+  .addOption(
+    new Option(
+      '--remote-adapter-dir <dir[=remote dir]>',
+      'folder where the node writes adapters for the remote backends to load, and its path as they see it',
+    ).env(CONFIG_ENV.remoteAdapterDir),
+  )
+  .addOption(
+    new Option(
+      '--remote-adapter-format <format>',
+      'adapters as the remote backends load them: peft (vLLM, SGLang) or gguf (OpenLedger, llama.cpp) (default peft)',
+    ).env(CONFIG_ENV.remoteAdapterFormat),
   )
   .action((options: ConfigFlags) => up(options, out));
 
@@ -334,6 +364,7 @@ registerJobsCommands(program, out, signerOptions);
 registerChatCommands(program, out, signerOptions);
 registerAttributionCommands(program, out, signerOptions);
 registerEscrowCommands(program, out, signerOptions);
+registerRouterCommand(program, out);
 
 signerOptions(
   program

@@ -398,3 +398,36 @@ export const attributionIndexes = pgTable(
   },
   (t) => [primaryKey({ columns: [t.datanetId, t.version, t.tokenizer] })],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Adapter merges (OpenLoRA, src/serving/merge.ts): the lineage of adapters made by merging
+// others, and the cache that answers the same recipe again without recomputing it.
+
+export const adapterMerges = pgTable(
+  'adapter_merges',
+  {
+    /** The merged adapter's blob id (sha256 of its GGUF bytes). */
+    id: text('id').primaryKey(),
+    /** sha256 of the canonical JSON of {method, params, sources [{id, weight}], baseModel}. */
+    recipeHash: text('recipe_hash').notNull().unique(),
+    /** 'linear', 'ties', 'dare' or 'dare_ties'. */
+    method: text('method').notNull(),
+    /** The method's parameters with their defaults filled in (density, rank, seed). */
+    params: jsonb('params').$type<{ density?: number; rank?: number; seed?: number }>().notNull(),
+    /** The sources in recipe order: sha256, weight, the reference as written, the Model ID. */
+    sources: jsonb('sources')
+      .$type<{ id: string; weight: number; ref: string; publishedModelId?: number }[]>()
+      .notNull(),
+    /** The catalogue name of the base model. */
+    baseModel: text('base_model').notNull(),
+    /** The merged adapter's (largest) rank and size. */
+    rank: integer('rank').notNull(),
+    bytes: integer('bytes').notNull(),
+    /** Relative Frobenius error of the SVD truncation; null for an exact (linear) merge. */
+    truncationError: doublePrecision('truncation_error'),
+    /** The wallet that asked for it first (lower-cased). */
+    createdBy: text('created_by').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('adapter_merges_created_by_idx').on(t.createdBy)],
+);

@@ -216,9 +216,10 @@ function failed(message: string, hint: string, cause?: unknown): OpenLedgerError
 /**
  * One file of a repo into `cache/<file>`: resumed from `<file>.part`, checked against the hub's
  * sha256, renamed into place, recorded in download.json. Answers undefined for a 404 of a file
- * that is not required; a file already complete is not fetched again.
+ * that is not required; a file already complete is not fetched again. (Also serving's adapter
+ * downloads, src/serving/adapters.ts.)
  */
-async function downloadFile(
+export async function downloadFile(
   hub: HubRef,
   file: string,
   cache: string,

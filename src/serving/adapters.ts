@@ -2,8 +2,18 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { BlobStore } from '../blobs/index.ts';
 import { ggufString, readGguf, type GgufFile } from '../engine/gguf/index.ts';
 import { OpenLedgerError } from '../errors.ts';
+import { downloadFile } from '../factory/download.ts';
+import type { ModelCatalog } from '../factory/models.ts';
+import {
+  PEFT_CONFIG_FILE,
+  PEFT_WEIGHTS_FILE,
+  importPeftAdapter,
+  isPeftFolder,
+  peftBaseModelName,
+} from './adapter-import.ts';
 
 /** An adapter the node can attach: a llama.cpp LoRA GGUF file, named by the sha256 of its bytes. */
 export interface AdapterRecord {
@@ -118,26 +128,196 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** What a `lora_path` names on disk: a llama.cpp LoRA GGUF, or a PEFT folder to import. */
+export type AdapterSource = { kind: 'gguf'; path: string } | { kind: 'peft'; dir: string };
+
+/** `hf:owner/name[@revision][/subfolder-or-file.gguf]`, parsed. */
+export interface HubAdapterRef {
+  repo: string;
+  revision: string;
+  /** A folder inside the repo ('' for its root), or a `.gguf` file. */
+  path: string;
+}
+
+const HUB_PART = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
+
 /**
- * A `lora_path`: a GGUF file, or a folder holding exactly one `.gguf` (vLLM's paths are
- * folders). Operators only: it reads the node's own disk.
+ * `hf:owner/name[@revision][/path]`, or undefined when `text` does not start with `hf:` (only
+ * the explicit scheme goes to the hub: a mistyped local path must not turn into a download).
+ * A revision is a branch, tag or commit without `/`; a path segment may not be `..`.
  */
-export async function resolveAdapterPath(lora: string): Promise<string> {
+export function parseHubAdapterRef(text: string): HubAdapterRef | undefined {
+  if (!text.startsWith('hf:')) return undefined;
+  const match = /^hf:([^/@\s]+)\/([^/@\s]+)(?:@([^/\s]+))?(?:\/(\S*))?$/.exec(text);
+  const segments = (match?.[4] ?? '').split('/').filter(Boolean);
+  if (
+    !match ||
+    !HUB_PART.test(match[1]!) ||
+    !HUB_PART.test(match[2]!) ||
+    segments.some((s) => s === '..' || s === '.')
+  ) {
+    throw new OpenLedgerError('VALIDATION_FAILED', `"${text}" is not a Hugging Face reference.`, {
+      hint: 'Write hf:owner/name, hf:owner/name@revision, hf:owner/name/subfolder or hf:owner/name/file.gguf.',
+      details: { field: 'lora_path' },
+    });
+  }
+  return {
+    repo: `${match[1]}/${match[2]}`,
+    revision: match[3] ?? 'main',
+    path: segments.join('/'),
+  };
+}
+
+export interface AdapterSourceOptions {
+  /** Where hub downloads are kept: `<models-dir>/hf`, beside the base models' downloads. */
+  hubCacheDir?: string | undefined;
+  /** Default: OPENLEDGER_HF_ENDPOINT, HF_ENDPOINT, then https://huggingface.co. */
+  endpoint?: string;
+  /** Default: HF_TOKEN. */
+  token?: string;
+}
+
+/**
+ * The files of a hub adapter in the cache (`<hubCacheDir>/<owner>--<name>/<revision>/<path>`, as
+ * download.ts keeps base models: resumable, sha256-checked, fetched once). Offline:
+ * MODEL_DOWNLOAD_FAILED, download.ts's error.
+ */
+async function downloadHubAdapter(
+  ref: HubAdapterRef,
+  options: AdapterSourceOptions,
+): Promise<AdapterSource> {
+  if (options.hubCacheDir === undefined)
+    throw new OpenLedgerError('MODEL_DOWNLOAD_FAILED', 'This node has no folder for downloads.', {
+      hint: 'Give the node a models folder (<data-dir>/models).',
+    });
+  const [owner, name] = ref.repo.split('/') as [string, string];
+  const cache = path.join(
+    options.hubCacheDir,
+    `${owner}--${name}`,
+    ref.revision.replace(/[^A-Za-z0-9._-]/g, '_'),
+  );
+  const hub = { repo: ref.repo, revision: ref.revision, file: undefined };
+  const sourceOptions = {
+    modelsDir: options.hubCacheDir,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    ...(options.token === undefined ? {} : { token: options.token }),
+  };
+  if (ref.path.toLowerCase().endsWith('.gguf')) {
+    const got = await downloadFile(hub, ref.path, cache, sourceOptions, true);
+    return { kind: 'gguf', path: got!.path };
+  }
+  const inRepo = (file: string) => (ref.path ? `${ref.path}/${file}` : file);
+  const config = await downloadFile(hub, inRepo(PEFT_CONFIG_FILE), cache, sourceOptions, false);
+  if (!config)
+    throw new OpenLedgerError(
+      'ADAPTER_NOT_FOUND',
+      `${ref.repo}${ref.path ? `/${ref.path}` : ''} at ${ref.revision} has no ${PEFT_CONFIG_FILE}.`,
+      {
+        hint: 'Name the folder of a PEFT adapter (hf:owner/name/subfolder) or a GGUF file (hf:owner/name/file.gguf).',
+      },
+    );
+  // Absent: the import says so (and what to do about an adapter_model.bin).
+  await downloadFile(hub, inRepo(PEFT_WEIGHTS_FILE), cache, sourceOptions, false);
+  return { kind: 'peft', dir: path.dirname(config.path) };
+}
+
+/**
+ * A `lora_path`: a GGUF file; a folder holding exactly one `.gguf` (vLLM's paths are folders);
+ * else a PEFT folder (adapter_config.json + adapter_model.safetensors); or, when the node is
+ * online, `hf:owner/name[@revision][/subfolder-or-file.gguf]`, downloaded first. Operators only:
+ * it reads the node's own disk.
+ */
+export async function resolveAdapterPath(
+  lora: string,
+  options: AdapterSourceOptions = {},
+): Promise<AdapterSource> {
+  const hub = parseHubAdapterRef(lora);
+  if (hub) return downloadHubAdapter(hub, options);
   const full = path.resolve(lora);
   const info = await stat(full).catch(() => undefined);
   if (!info) {
-    throw new OpenLedgerError('ADAPTER_NOT_FOUND', `There is no file or folder "${lora}".`);
+    throw new OpenLedgerError('ADAPTER_NOT_FOUND', `There is no file or folder "${lora}".`, {
+      ...(/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(lora)
+        ? { hint: `For the Hugging Face repository, write hf:${lora}.` }
+        : {}),
+    });
   }
-  if (info.isFile()) return full;
-  const ggufs = (await readdir(full)).filter((n) => n.toLowerCase().endsWith('.gguf'));
-  if (ggufs.length !== 1) {
+  if (info.isFile()) return { kind: 'gguf', path: full };
+  const names = await readdir(full);
+  const ggufs = names.filter((n) => n.toLowerCase().endsWith('.gguf'));
+  // convert_lora_to_gguf.py writes its GGUF into the PEFT folder: that file is what to load.
+  if (ggufs.length === 1) return { kind: 'gguf', path: path.join(full, ggufs[0]!) };
+  if (ggufs.length === 0 && (await isPeftFolder(full))) return { kind: 'peft', dir: full };
+  if (ggufs.length === 0 && names.some((n) => /^adapter_model\.(safetensors|bin)$/.test(n))) {
     throw new OpenLedgerError(
       'ADAPTER_INVALID',
-      `The folder "${lora}" holds ${ggufs.length} .gguf files; it must hold exactly one.`,
-      { hint: 'Pass the adapter file itself.' },
+      `The folder "${lora}" has adapter weights but no ${PEFT_CONFIG_FILE}.`,
+      { hint: 'A PEFT adapter folder needs the adapter_config.json that save_pretrained writes.' },
     );
   }
-  return path.join(full, ggufs[0]!);
+  throw new OpenLedgerError(
+    'ADAPTER_INVALID',
+    ggufs.length === 0
+      ? `The folder "${lora}" holds neither a .gguf file nor a PEFT adapter (${PEFT_CONFIG_FILE}).`
+      : `The folder "${lora}" holds ${ggufs.length} .gguf files; it must hold exactly one.`,
+    { hint: 'Pass the adapter file itself, or a PEFT adapter folder.' },
+  );
+}
+
+export interface AdapterStoreDeps extends AdapterSourceOptions {
+  blobs: BlobStore;
+  catalog: ModelCatalog;
+  /** The base the caller named; else a PEFT adapter's own base_model_name_or_path, else this. */
+  baseModel: string | undefined;
+  defaultBase: () => Promise<string>;
+}
+
+/**
+ * The catalogue model a PEFT adapter's `base_model_name_or_path` names: by name (`owner--name`
+ * as `models add` names hub downloads, or the last path segment), or by the Hugging Face
+ * repository its GGUF records.
+ */
+async function catalogModelFor(
+  catalog: ModelCatalog,
+  nameOrPath: string,
+): Promise<string | undefined> {
+  const models = await catalog.list();
+  const names = new Set([nameOrPath, nameOrPath.replaceAll('/', '--'), path.basename(nameOrPath)]);
+  const byName = models.find((m) => names.has(m.name));
+  if (byName) return byName.name;
+  for (const model of models) {
+    const header = await readGguf(model.path).catch(() => undefined);
+    const repo = header
+      ? ggufString(header.metadata, 'general.source.huggingface.repository', '')
+      : '';
+    if (repo === nameOrPath) return model.name;
+  }
+  return undefined;
+}
+
+/**
+ * Puts what `lora` names into the blob store and answers its id (the sha256 of the GGUF): a
+ * GGUF as it is, a PEFT folder imported for its base first (src/serving/adapter-import.ts).
+ */
+export async function storeAdapterSource(lora: string, deps: AdapterStoreDeps): Promise<string> {
+  const hubCacheDir =
+    deps.hubCacheDir ??
+    (deps.catalog.folders[0] === undefined ? undefined : path.join(deps.catalog.folders[0], 'hf'));
+  const source = await resolveAdapterPath(lora, { ...deps, hubCacheDir });
+  if (source.kind === 'gguf') return (await deps.blobs.putStream(createReadStream(source.path))).id;
+  let baseName = deps.baseModel;
+  if (baseName === undefined) {
+    const named = await peftBaseModelName(source.dir);
+    baseName =
+      (named === undefined ? undefined : await catalogModelFor(deps.catalog, named)) ??
+      (await deps.defaultBase());
+  }
+  const base = await deps.catalog.resolve(baseName);
+  const imported = await importPeftAdapter(source.dir, {
+    name: base.name,
+    file: await readGguf(base.path),
+  });
+  return (await deps.blobs.put(imported.bytes)).id;
 }
 
 /** Names operators may give adapters: not ones that look like the other schemes. */

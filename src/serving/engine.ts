@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { eq } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import { getLlama, type ChatHistoryItem, type Llama, type Token } from 'node-llama-cpp';
 import type { Principal } from '../auth/index.ts';
 import { isBlobId, type BlobStore } from '../blobs/index.ts';
@@ -15,11 +14,17 @@ import {
   checkAdapterFile,
   checkAdapterName,
   readBaseShape,
-  resolveAdapterPath,
   sha256File,
+  storeAdapterSource,
   type AdapterRecord,
 } from './adapters.ts';
-import { generate, type FinishReason, type SamplingOptions } from './generate.ts';
+import {
+  localGenerator,
+  type FinishReason,
+  type Generator,
+  type SamplingOptions,
+} from './generate.ts';
+import { RemoteBackend, type RemoteStats } from './remote.ts';
 import { BaseRuntime, setKey, type AdapterUse, type RuntimeStats } from './runtime.ts';
 import { FairScheduler, type SchedulerStats } from './scheduler.ts';
 import { recordUsage, type InferenceEndpoint, type InferenceReceipt } from './usage.ts';
@@ -52,7 +57,8 @@ export interface GenerateRequest {
   model: string;
   adapters?: AdapterRequest[];
   messages?: ChatMessage[];
-  prompt?: string;
+  /** A completion prompt: text, or token ids of the base model's vocabulary (used as they are). */
+  prompt?: string | number[];
   sampling: Partial<SamplingOptions>;
   caller: Principal;
   signal: AbortSignal;
@@ -80,6 +86,8 @@ export interface GenerateResult extends StartInfo {
   completionTokens: number;
   baseModel: string;
   adapters: ServedAdapter[];
+  /** The remote server that generated (`up --remote-backend`); undefined: this node. */
+  backend: string | undefined;
   receipt: InferenceReceipt;
   receiptHash: string;
   timings: {
@@ -148,10 +156,15 @@ export class ServingEngine {
   private readonly threads: number;
   private startError: string | undefined;
   private readonly startedAt = Date.now();
+  /** Where tokens are generated: here, or the remote backends. */
+  private readonly generator: Generator;
+  private readonly remote: RemoteBackend | undefined;
 
   constructor(private readonly deps: EngineDeps) {
     this.scheduler = new FairScheduler(deps.options.maxConcurrent, deps.options.maxQueue);
     this.threads = deps.options.threads ?? availableParallelism();
+    if (deps.options.remote) this.remote = new RemoteBackend(deps.options.remote);
+    this.generator = this.remote ?? localGenerator;
   }
 
   get options(): ServingConfig {
@@ -166,7 +179,11 @@ export class ServingEngine {
   async start(): Promise<void> {
     for (const name of this.deps.options.baseModels) {
       try {
-        await (await this.base(name)).load();
+        const base = await this.base(name);
+        // With remote backends only the vocabulary is needed here (prompts are tokenized
+        // locally); the weights stay on disk unless an embeddings call asks for them.
+        if (this.remote) await base.tokenize('');
+        else await base.load();
       } catch (error) {
         this.startError = `base model "${name}": ${(error as Error).message}`;
         throw error;
@@ -188,27 +205,35 @@ export class ServingEngine {
     bases: RuntimeStats[];
     scheduler: SchedulerStats;
     adapters: number;
+    remotes: RemoteStats[] | undefined;
   } {
     const bases: RuntimeStats[] = [];
     for (const runtime of this.loadedBases()) bases.push(runtime.stats());
     const scheduler = this.scheduler.stats();
     const loaded = bases.filter((b) => b.loaded);
+    const remotes = this.remote?.stats();
+    const up = remotes?.filter((r) => r.healthy).length;
     const detail = this.startError
       ? `failed: ${this.startError}`
-      : loaded.length === 0
-        ? 'idle: no model loaded'
-        : `serving ${loaded
-            .map(
-              (b) =>
-                `${b.name} (${b.attachedAdapters} adapters, ${mib(b.attachedBytes)} of ${mib(b.adapterBudgetBytes)} MiB)`,
-            )
-            .join(', ')}; ${scheduler.running} running, ${scheduler.queued} queued`;
+      : remotes
+        ? `forwarding to ${up} of ${remotes.length} remote backends healthy (${remotes
+            .map((r) => `${r.url}: ${r.healthy ? 'ok' : `down, ${r.lastError}`}`)
+            .join('; ')}); ${scheduler.running} running, ${scheduler.queued} queued`
+        : loaded.length === 0
+          ? 'idle: no model loaded'
+          : `serving ${loaded
+              .map(
+                (b) =>
+                  `${b.name} (${b.attachedAdapters} adapters, ${mib(b.attachedBytes)} of ${mib(b.adapterBudgetBytes)} MiB)`,
+              )
+              .join(', ')}; ${scheduler.running} running, ${scheduler.queued} queued`;
     return {
-      ok: this.startError === undefined,
+      ok: this.startError === undefined && (up === undefined || up > 0),
       detail,
       bases,
       scheduler,
       adapters: this.adapters.size,
+      remotes,
     };
   }
 
@@ -290,8 +315,13 @@ export class ServingEngine {
     if (hash !== undefined) {
       id = hash;
     } else {
-      const file = await resolveAdapterPath(input.path);
-      id = (await this.deps.blobs.putStream(createReadStream(file))).id;
+      // A GGUF as it is; a PEFT folder (local or hf:) imported for its base first.
+      id = await storeAdapterSource(input.path, {
+        blobs: this.deps.blobs,
+        catalog: this.deps.catalog,
+        baseModel: input.baseModel,
+        defaultBase: () => this.defaultBase(),
+      });
     }
     const record = await this.adapterFromBlob(id, input.baseModel);
     if (input.pinned) await this.pin(record);
@@ -380,7 +410,30 @@ export class ServingEngine {
       });
     }
     adapters = [...merged.values()];
+    // A published model's adapter is priced however it is named: its hash is public on-chain,
+    // and an operator may have loaded the same file under a name.
+    publishedModelId ??= await this.publishedModelOf(adapters);
     return { model, base: await this.base(baseName), adapters, publishedModelId };
+  }
+
+  /** The active published model whose adapter is one of these, if any. */
+  private async publishedModelOf(adapters: readonly AdapterUse[]): Promise<number | undefined> {
+    if (adapters.length === 0) return undefined;
+    const [row] = await this.deps.db
+      .select({ id: schema.models.id })
+      .from(schema.models)
+      .where(
+        and(
+          inArray(
+            schema.models.adapterBlobId,
+            adapters.map((u) => u.adapter.id),
+          ),
+          eq(schema.models.active, true),
+        ),
+      )
+      .orderBy(asc(schema.models.id))
+      .limit(1);
+    return row?.id;
   }
 
   /** An adapter by name, `model:<id>`, `adapter:<sha256>` or bare sha256; undefined if none. */
@@ -563,9 +616,12 @@ export class ServingEngine {
       const rendered = await base.renderChat(chatHistory(request.messages ?? []));
       prompt = rendered.tokens;
       stops = [...stops, ...rendered.stops];
+    } else if (Array.isArray(request.prompt)) {
+      prompt = checkTokens(request.prompt, base) as Token[];
     } else {
       prompt = await base.tokenize(request.prompt ?? '');
     }
+    this.generator.check?.(target.adapters);
     const room = base.contextSize - prompt.length;
     if (room < 1) {
       throw new OpenLedgerError(
@@ -613,29 +669,20 @@ export class ServingEngine {
     paid: { fee(promptTokens: number, completionTokens: number): bigint } | undefined,
   ): Promise<GenerateResult> {
     const base = target.base;
+    if (this.scheduler.saturated && target.adapters.length > 0) {
+      this.generator.prefetch?.(base, target.adapters);
+    }
     const release = await this.scheduler.acquire(setKey(target.adapters), request.signal);
     const granted = performance.now();
     const id = randomUUID();
     const created = Math.floor(Date.now() / 1000);
-    let lease;
-    try {
-      lease = await base.lease(target.adapters);
-    } catch (error) {
-      release();
-      throw error;
-    }
-    for (const use of target.adapters) {
-      use.adapter.lastUsedAt = Date.now();
-      use.adapter.uses++;
-    }
     let result;
     try {
-      request.onStart?.({ id, created, model: request.model, promptTokens: prompt.length });
-      result = await generate(
-        lease.model,
-        lease.sequence,
+      result = await this.generator.run({
+        base,
+        adapters: target.adapters,
         prompt,
-        {
+        options: {
           maxTokens,
           temperature: request.sampling.temperature ?? 1,
           topP: request.sampling.topP,
@@ -646,10 +693,16 @@ export class ServingEngine {
           signal: request.signal,
           deadline: Date.now() + this.deps.options.maxRequestSeconds * 1000,
         },
-        request.onText,
-      );
+        onStart: () => {
+          for (const use of target.adapters) {
+            use.adapter.lastUsedAt = Date.now();
+            use.adapter.uses++;
+          }
+          request.onStart?.({ id, created, model: request.model, promptTokens: prompt.length });
+        },
+        onText: request.onText,
+      });
     } finally {
-      await lease.release();
       release();
     }
     const finished = performance.now();
@@ -684,6 +737,7 @@ export class ServingEngine {
         name: [...u.adapter.names][0],
         weight: u.weight,
       })),
+      backend: result.backend,
       receipt,
       receiptHash: hash,
       timings: {
@@ -694,7 +748,7 @@ export class ServingEngine {
           result.completionTokens > 1 && generating > 0
             ? round((result.completionTokens - 1) / generating)
             : 0,
-        coldAdapters: lease.cold,
+        coldAdapters: result.coldAdapters,
         ended: result.ended,
       },
     };
@@ -761,6 +815,22 @@ export class ServingEngine {
 function blobReference(reference: string): string | undefined {
   const hash = reference.replace(/^(sha256|adapter):/, '');
   return isBlobId(hash) ? hash : undefined;
+}
+
+/** A prompt given as token ids: each must be in the base model's vocabulary. */
+function checkTokens(tokens: readonly number[], base: BaseRuntime): readonly number[] {
+  const vocabulary = base.info.shape.tensors.get('token_embd.weight')?.[1];
+  const bad = tokens.findIndex(
+    (t) => !Number.isInteger(t) || t < 0 || (vocabulary !== undefined && t >= vocabulary),
+  );
+  if (bad >= 0) {
+    throw new OpenLedgerError(
+      'VALIDATION_FAILED',
+      `prompt[${bad}] is ${tokens[bad]}, not a token id of ${base.info.name} (0 to ${(vocabulary ?? 1) - 1}).`,
+      { details: { field: 'prompt' } },
+    );
+  }
+  return tokens;
 }
 
 /** OpenAI messages as node-llama-cpp's chat history. */

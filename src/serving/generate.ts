@@ -1,4 +1,5 @@
 import type { LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import type { AdapterUse, BaseRuntime } from './runtime.ts';
 
 export interface SamplingOptions {
   maxTokens: number;
@@ -22,6 +23,60 @@ export interface GenerationResult {
   /** Milliseconds to the first generated token. */
   firstTokenMs: number | undefined;
 }
+
+/** One admitted request, as a generator runs it: the tokens are final, the limits checked. */
+export interface GenerationJob {
+  base: BaseRuntime;
+  adapters: readonly AdapterUse[];
+  prompt: Token[];
+  options: SamplingOptions & { signal: AbortSignal; deadline: number };
+  /** Called once, when tokens are about to flow (a stream's headers go out then). */
+  onStart(): void;
+  onText(delta: string): void;
+}
+
+export interface GenerationOutcome extends GenerationResult {
+  /** Whether an adapter had to be attached (or loaded remotely) for this request. */
+  coldAdapters: boolean;
+  /** The remote server that generated, when not this node. */
+  backend: string | undefined;
+}
+
+/**
+ * Where tokens are generated: llama.cpp in this process (`localGenerator`) or a remote
+ * OpenAI-compatible LoRA server (remote.ts). The engine does everything around it the same
+ * way for both: resolving, tokenizing, limits, payment, scheduling and the usage row.
+ */
+export interface Generator {
+  /** Refuses, before the request is queued, an adapter set this generator cannot serve. */
+  check?(adapters: readonly AdapterUse[]): void;
+  run(job: GenerationJob): Promise<GenerationOutcome>;
+  /** Readies a queued request's adapters while it waits (best effort, never throws). */
+  prefetch?(base: BaseRuntime, adapters: readonly AdapterUse[]): void;
+}
+
+/** Generation on a pooled llama.cpp sequence of the base model loaded here. */
+export const localGenerator: Generator = {
+  async run(job) {
+    const lease = await job.base.lease(job.adapters);
+    try {
+      job.onStart();
+      const result = await generate(
+        lease.model,
+        lease.sequence,
+        job.prompt,
+        job.options,
+        job.onText,
+      );
+      return { ...result, coldAdapters: lease.cold, backend: undefined };
+    } finally {
+      await lease.release();
+    }
+  },
+  prefetch(base, adapters) {
+    base.prefetch(adapters);
+  },
+};
 
 /**
  * Generates from `prompt` on the sequence, handing out text as it becomes final: a piece is

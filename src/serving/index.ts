@@ -15,4 +15,5 @@ export type {
 } from './engine.ts';
 export type { AdapterRecord } from './adapters.ts';
 export { FairScheduler } from './scheduler.ts';
+export { RemoteBackend, type RemoteStats } from './remote.ts';
 export { receiptHash, type InferenceReceipt } from './usage.ts';

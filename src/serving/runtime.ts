@@ -85,6 +85,8 @@ export interface RuntimeStats {
   contexts: number;
   activeSequences: number;
   adapterLoads: number;
+  /** Adapters attached ahead of their request's turn (prefetched from the queue). */
+  prefetches: number;
 }
 
 /**
@@ -107,6 +109,7 @@ export class BaseRuntime {
   private generation = 0;
   private recycles = 0;
   private adapterLoads = 0;
+  private prefetches = 0;
   /** Serialises instance changes and context creation (not generation). */
   private lock: Promise<void> = Promise.resolve();
   private closed = false;
@@ -139,6 +142,7 @@ export class BaseRuntime {
       contexts: i?.contexts.length ?? 0,
       activeSequences: i?.active ?? 0,
       adapterLoads: this.adapterLoads,
+      prefetches: this.prefetches,
     };
   }
 
@@ -233,6 +237,26 @@ export class BaseRuntime {
         },
       };
     });
+  }
+
+  /**
+   * Attaches the adapters of a request that has to wait for a slot, so that its turn starts
+   * warm. Only when they fit beside what is attached: a recycle would stall the running
+   * requests for a request that is not yet due, so that one waits for its turn. Failures are
+   * left for the request itself to meet (and report) when it runs.
+   */
+  prefetch(set: readonly AdapterUse[]): void {
+    const missing = set.filter((u) => !this.instance?.attached.has(u.adapter.id));
+    if (missing.length === 0 || uniqueBytes(set) > this.options.adapterBudgetBytes) return;
+    void this.exclusive(async () => {
+      const instance = this.instance;
+      if (!instance || instance.draining || this.closed) return;
+      const fresh = missing.filter((u) => !instance.attached.has(u.adapter.id));
+      if (fresh.length === 0) return;
+      if (instance.attachedBytes + uniqueBytes(fresh) > this.options.adapterBudgetBytes) return;
+      await (await this.createContext(instance, fresh)).dispose();
+      this.prefetches += fresh.length;
+    }).catch(() => undefined);
   }
 
   /** The embedding of a text by the base model (no adapters). */

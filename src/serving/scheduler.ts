@@ -51,6 +51,11 @@ export class FairScheduler {
     };
   }
 
+  /** Whether a request arriving now would have to wait. */
+  get saturated(): boolean {
+    return this.running >= this.maxConcurrent || this.queued > 0;
+  }
+
   /** Waits for a slot; resolves with its release function. */
   acquire(key: string, signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);

@@ -15,6 +15,7 @@ import { KeysPage } from './pages/Keys';
 import { ModelsPage } from './pages/models/ModelsList';
 import { NotFound } from './pages/NotFound';
 import { PlaygroundPage } from './pages/playground/Playground';
+import { EscrowPage } from './pages/escrow/EscrowPage';
 import { SECTIONS, SectionPage } from './pages/Section';
 
 function Routes() {
@@ -33,6 +34,7 @@ function Routes() {
   if (job) return <TrainingJobPage key={job[1]} id={job[1]!.toLowerCase()} />;
   if (path === '/models') return <ModelsPage />;
   if (path === '/playground') return <PlaygroundPage />;
+  if (path === '/escrow') return <EscrowPage />;
   const section = Object.hasOwn(SECTIONS, path) ? SECTIONS[path] : undefined;
   if (section) return <SectionPage key={section.id} section={section} />;
   return <NotFound />;

@@ -51,7 +51,8 @@ const Sampling = {
   stop: Type.Optional(
     Type.Union([
       Type.String({ maxLength: 200 }),
-      Type.Array(Type.String({ maxLength: 200 }), { maxItems: 4 }),
+      // OpenAI allows 4; a node forwarding to this one adds its chat template's stops.
+      Type.Array(Type.String({ maxLength: 200 }), { maxItems: 8 }),
       Type.Null(),
     ]),
   ),
@@ -87,7 +88,16 @@ const ChatBody = Type.Object(
 
 const CompletionBody = Type.Object({
   ...Sampling,
-  prompt: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1, maxItems: 1 })]),
+  // OpenAI's forms: text or token ids, alone or as a batch (of one here).
+  prompt: Type.Union([
+    Type.String(),
+    Type.Array(Type.String(), { minItems: 1, maxItems: 1 }),
+    Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 1_000_000 }),
+    Type.Array(Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 1_000_000 }), {
+      minItems: 1,
+      maxItems: 1,
+    }),
+  ]),
   echo: Type.Optional(Type.Union([Type.Literal(false), Type.Null()])),
   best_of: Type.Optional(Type.Union([Type.Literal(1), Type.Null()])),
   logprobs: Type.Optional(Type.Null()),
@@ -107,7 +117,7 @@ const LoadBody = Type.Object({
     minLength: 1,
     maxLength: 4096,
     description:
-      'A GGUF LoRA file (or a folder holding one) on the node, or a blob hash (`sha256:<hex>`).',
+      'On the node: a llama.cpp LoRA GGUF file, a folder holding one `.gguf`, or a PEFT folder (adapter_config.json + adapter_model.safetensors, imported to GGUF); a blob hash (`sha256:<hex>`); or `hf:owner/name[@revision][/subfolder|/file.gguf]`, downloaded from Hugging Face when online.',
   }),
   base_model: Type.Optional(
     Type.String({
@@ -193,7 +203,7 @@ export function openAiRoutes(app: FastifyInstance, ctx: NodeContext): void {
           const body = request.body as Static<typeof CompletionBody>;
           return serveGeneration(ctx, request, reply, body, {
             endpoint: 'completions',
-            prompt: typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!,
+            prompt: typeof body.prompt === 'string' ? body.prompt : promptOf(body.prompt),
           });
         },
       );
@@ -296,6 +306,12 @@ export function openAiRoutes(app: FastifyInstance, ctx: NodeContext): void {
     },
     { prefix: '/v1' },
   );
+}
+
+/** The one prompt of a batch form, or the token ids themselves. */
+function promptOf(prompt: string[] | number[] | number[][]): string | number[] {
+  const first = prompt[0]!;
+  return typeof first === 'number' ? (prompt as number[]) : first;
 }
 
 function adapterView(a: {
@@ -452,6 +468,7 @@ async function serveGeneration(
     receipt: { id: result.receipt.id, hash: result.receiptHash },
     base_model: result.baseModel,
     adapters: result.adapters,
+    ...(result.backend === undefined ? {} : { backend: result.backend }),
     published_model_id: result.receipt.publishedModelId,
     timings: {
       queue_ms: result.timings.queueMs,
@@ -511,7 +528,7 @@ function errorType(status: number): string {
   return 'invalid_request_error';
 }
 
-function openAiErrorBody(
+export function openAiErrorBody(
   status: number,
   error: { code: string; message: string; hint?: string; details?: unknown },
 ) {

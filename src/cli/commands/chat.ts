@@ -1,7 +1,8 @@
 /**
  * `openledger chat` (a streamed chat completion from a running node's OpenAI-compatible API, or
  * an interactive conversation on a terminal) and `openledger adapters list|load|unload` (the
- * adapters a node serves, over /v1/lora_adapters and vLLM's load/unload endpoints).
+ * adapters a node serves, over /v1/lora_adapters and vLLM's load/unload endpoints) and
+ * `adapters merge|lineage` (/api/adapters/merge and /api/adapters/:id/lineage).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -313,8 +314,8 @@ export async function adaptersLoad(
 ): Promise<void> {
   const node = await client(flags);
   // The node reads the path on its own disk; a path that exists here is made absolute, as the
-  // node's working folder is not this shell's. Blob hashes go as they are.
-  const lora_path = !/^sha256:/.test(file) && existsSync(file) ? path.resolve(file) : file;
+  // node's working folder is not this shell's. Blob hashes and hf: references go as they are.
+  const lora_path = !/^(sha256|hf):/.test(file) && existsSync(file) ? path.resolve(file) : file;
   const loaded = await node.request<AdapterView & { name: string }>(
     'POST',
     '/v1/load_lora_adapter',
@@ -346,7 +347,89 @@ export async function adaptersUnload(name: string, flags: KeyFlags, out: Output)
   );
 }
 
-/** Registers `chat` and `adapters list|load|unload`. */
+interface MergeFlags extends KeyFlags {
+  method: string;
+  adapter?: string[];
+  name?: string;
+  baseModel?: string;
+  density?: string;
+  rank?: string;
+  seed?: string;
+}
+
+interface MergeAnswer {
+  id: string;
+  name: string | null;
+  cached: boolean;
+  lineage: {
+    method: string;
+    params: Record<string, number>;
+    baseModel: string;
+    sources: { id: string; weight: number; ref: string }[];
+    rank: number;
+    bytes: number;
+  };
+  truncationError?: number;
+}
+
+/** `adapters merge`: POST /api/adapters/merge (docs/serving.md, "Merging adapters"). */
+export async function adaptersMerge(flags: MergeFlags, out: Output): Promise<void> {
+  const node = await client(flags);
+  const density = numberFlag('density', flags.density, false);
+  const rank = numberFlag('rank', flags.rank, true);
+  const seed = numberFlag('seed', flags.seed, true);
+  const merged = await node.request<MergeAnswer>('POST', '/api/adapters/merge', {
+    method: flags.method,
+    adapters: (flags.adapter ?? []).map(parseAdapterFlag),
+    ...(flags.name === undefined ? {} : { name: flags.name }),
+    ...(flags.baseModel === undefined ? {} : { baseModel: flags.baseModel }),
+    ...(density === undefined ? {} : { density }),
+    ...(rank === undefined ? {} : { rank }),
+    ...(seed === undefined ? {} : { seed }),
+  });
+  out.result(merged, (m) => {
+    const params = Object.entries(m.lineage.params).map(([k, v]) => `${k} ${v}`);
+    return [
+      `${m.cached ? 'cached' : 'merged'} ${m.name ? `${m.name}: ` : ''}adapter:${m.id}`,
+      `  ${m.lineage.method}${params.length ? ` (${params.join(', ')})` : ''} over base ${m.lineage.baseModel}: rank ${m.lineage.rank}, ${mib(m.lineage.bytes)}` +
+        (m.truncationError === undefined
+          ? ''
+          : `, truncation error ${(100 * m.truncationError).toPrecision(3)} %`),
+      ...m.lineage.sources.map((s) => `  ${s.weight} × ${s.ref} (adapter:${s.id})`),
+    ].join('\n');
+  });
+}
+
+interface LineageNode {
+  id: string;
+  weight?: number;
+  ref?: string;
+  merge?: { method: string; params: Record<string, number>; baseModel: string };
+  sources?: LineageNode[];
+}
+
+/** `adapters lineage`: GET /api/adapters/:id/lineage, printed as a tree. */
+export async function adaptersLineage(id: string, flags: KeyFlags, out: Output): Promise<void> {
+  const node = await client(flags);
+  const lineage = await node.request<LineageNode>(
+    'GET',
+    `/api/adapters/${encodeURIComponent(id)}/lineage`,
+  );
+  const lines = (n: LineageNode, indent: string): string[] => {
+    const head =
+      `${indent}${n.weight === undefined ? '' : `${n.weight} × `}` +
+      `${n.ref && n.ref !== `adapter:${n.id}` ? `${n.ref} ` : ''}adapter:${n.id}` +
+      (n.merge
+        ? `  = ${n.merge.method}(${Object.entries(n.merge.params)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}) over ${n.merge.baseModel}`
+        : '');
+    return [head, ...(n.sources ?? []).flatMap((s) => lines(s, `${indent}  `))];
+  };
+  out.result(lineage, (l) => lines(l, '').join('\n'));
+}
+
+/** Registers `chat` and `adapters list|load|unload|merge|lineage`. */
 export function registerChatCommands(
   program: Command,
   out: Output,
@@ -388,11 +471,19 @@ export function registerChatCommands(
   withKey(
     adapters
       .command('load')
-      .description("name an adapter file on the node's disk (vLLM's load_lora_adapter)")
+      .description(
+        "name an adapter on the node's disk, in its blob store or on Hugging Face (vLLM's load_lora_adapter)",
+      )
       .argument('<name>', 'the name to call it by')
-      .argument('<path>', 'a GGUF LoRA file or folder on the node, or sha256:<hex> of a blob'),
+      .argument(
+        '<path>',
+        'a llama.cpp LoRA GGUF file, a folder holding one .gguf, a PEFT folder (adapter_config.json + adapter_model.safetensors, imported), sha256:<hex> of a blob, or hf:owner/name[@revision][/subfolder|/file.gguf] (downloaded when online)',
+      ),
   )
-    .option('--base-model <name>', 'the base model it is for (default: as its file says)')
+    .option(
+      '--base-model <name>',
+      "the base model it is for (default: as its file or a PEFT folder's base_model_name_or_path says)",
+    )
     .option('--pinned', 'keep it in memory through model recycles')
     .action((name: string, file: string, options) => adaptersLoad(name, file, options, out));
   withKey(
@@ -401,4 +492,28 @@ export function registerChatCommands(
       .description("forget an adapter's name (vLLM's unload_lora_adapter)")
       .argument('<name>'),
   ).action((name: string, options: KeyFlags) => adaptersUnload(name, options, out));
+  withKey(
+    adapters
+      .command('merge')
+      .description(
+        'merge 2-8 adapters of one base into a new adapter (cached by recipe, lineage recorded)',
+      )
+      .requiredOption('--method <method>', 'linear (exact), ties, dare or dare_ties')
+      .option(
+        '--adapter <id[:weight]>',
+        'a source adapter at a weight (repeatable, 2-8), e.g. style-a:0.7, adapter:<sha256>, model:3',
+        (value: string, previous: string[] = []) => [...previous, value],
+      )
+      .option('--name <name>', 'register the merge under this name (operators only)')
+      .option('--base-model <name>', "the base model (default: the first adapter's)")
+      .option('--density <d>', 'ties/dare: fraction of each delta kept, in (0, 1]')
+      .option('--rank <r>', 'rank of the merged adapter (default: the largest source rank)')
+      .option('--seed <s>', 'dare: seed of the random drop (default 0)'),
+  ).action((options: MergeFlags) => adaptersMerge(options, out));
+  withKey(
+    adapters
+      .command('lineage')
+      .description("a merged adapter's recipe and sources, recursively")
+      .argument('<id>', 'sha256, adapter:<sha256> or an adapter name'),
+  ).action((id: string, options: KeyFlags) => adaptersLineage(id, options, out));
 }

@@ -32,6 +32,10 @@ interface EscrowView {
   tokenNonce: string;
   escrowNonce: string;
   withdrawalDelaySeconds: number;
+  /** What a withdrawal request may ask for: balance less unsettled and reserved fees. */
+  withdrawable: string;
+  /** The chain's clock (Unix seconds): withdrawals unlock by it, not by this machine's. */
+  chainTime: number;
 }
 
 const open = (wei: string | bigint) => `${formatUnits(BigInt(wei), 18)} OPEN`;
@@ -98,13 +102,21 @@ function addressFlag(value: string): Address {
 const view = (client: NodeClient, address: Address) =>
   client.request<EscrowView>('GET', `/api/escrow?address=${address}`);
 
+/** When a withdrawal unlocks, and how long that is from now by the chain's clock. */
+function unlocks(e: EscrowView, unlockAt: number): string {
+  const at = new Date(unlockAt * 1000).toISOString();
+  return unlockAt > e.chainTime
+    ? `unlocks ${at} (in ${unlockAt - e.chainTime} s)`
+    : `unlocked ${at}`;
+}
+
 function describe(e: EscrowView): string {
   const lines = [
     `escrow of ${e.address}`,
     `  balance     ${open(e.balance)}`,
     `  withdrawal  ${
       e.withdrawal
-        ? `${open(e.withdrawal.amount)} requested, unlocks ${new Date(e.withdrawal.unlockAt * 1000).toISOString()}`
+        ? `${open(e.withdrawal.amount)} requested, ${unlocks(e, e.withdrawal.unlockAt)}`
         : 'none'
     }`,
     `  unsettled   ${open(e.unsettled)} (charged by this node, not yet on-chain)`,
@@ -149,7 +161,8 @@ export async function escrowDeposit(
       `Your wallet ${signer.address} holds ${open(before.wallet)}; it cannot deposit ${open(amount)}.`,
       { hint: 'On the local chain, get OPEN from the faucet (web app, or POST /api/faucet).' },
     );
-  const deadline = BigInt(Math.floor(Date.now() / 1000) + DEADLINE_SECONDS);
+  // The chain checks the deadline against its own clock.
+  const deadline = BigInt(before.chainTime + DEADLINE_SECONDS);
   const signature: Hex = await signer.signTypedData(
     permitTypedData({
       chainId: before.chainId,
@@ -213,14 +226,15 @@ export async function escrowWithdraw(
     const before = await view(client, owner);
     // Checked here so the user learns when, rather than reading a contract revert.
     if (!before.withdrawal)
-      throw new OpenLedgerError('VALIDATION_FAILED', `${owner} has no withdrawal requested.`, {
+      throw new OpenLedgerError('CONFLICT', `${owner} has no withdrawal requested.`, {
         hint: 'Request one first: `openledger escrow withdraw <OPEN>`.',
       });
-    const now = Math.floor(Date.now() / 1000);
-    if (before.withdrawal.unlockAt > now)
+    // The chain's clock decides (a local chain's may run ahead of this machine's, or behind).
+    if (before.withdrawal.unlockAt > before.chainTime)
       throw new OpenLedgerError(
-        'VALIDATION_FAILED',
-        `The withdrawal of ${open(before.withdrawal.amount)} unlocks at ${new Date(before.withdrawal.unlockAt * 1000).toISOString()} (in ${before.withdrawal.unlockAt - now} s).`,
+        'WITHDRAWAL_LOCKED',
+        `The withdrawal of ${open(before.withdrawal.amount)} ${unlocks(before, before.withdrawal.unlockAt)} by the chain's clock.`,
+        { details: { unlockAt: before.withdrawal.unlockAt, chainTime: before.chainTime } },
       );
     out.progress('paying out the withdrawal');
     const { txHash } = await client.request<{ txHash: Hex }>('POST', '/api/escrow/withdraw', {
@@ -239,12 +253,13 @@ export async function escrowWithdraw(
   const amount = parseOpenAmount(flags.amount!, { allowZero: true });
   const { client, signer } = await actingWallet(flags);
   const before = await view(client, signer.address);
-  if (BigInt(before.balance) < amount)
+  if (BigInt(before.withdrawable) < amount)
     throw new OpenLedgerError(
       'INSUFFICIENT_BALANCE',
-      `Your escrow balance is ${open(before.balance)}; you cannot withdraw ${open(amount)}.`,
+      `You can withdraw at most ${open(before.withdrawable)} (escrow balance ${open(before.balance)}, less ${open(BigInt(before.unsettled) + BigInt(before.reserved))} of fees not settled yet); you cannot withdraw ${open(amount)}.`,
     );
-  const deadline = BigInt(Math.floor(Date.now() / 1000) + DEADLINE_SECONDS);
+  // The chain checks the deadline against its own clock.
+  const deadline = BigInt(before.chainTime + DEADLINE_SECONDS);
   const signature: Hex = await signer.signTypedData(
     requestWithdrawalTypedData({
       chainId: before.chainId,

@@ -14,6 +14,7 @@ export const NAV: { to: string; label: string; id: string; icon: IconName }[] = 
   { to: '/factory', label: 'Model Factory', id: 'factory', icon: 'factory' },
   { to: '/models', label: 'Models', id: 'models', icon: 'models' },
   { to: '/playground', label: 'Playground', id: 'playground', icon: 'playground' },
+  { to: '/escrow', label: 'Escrow', id: 'escrow', icon: 'wallet' },
   { to: '/rewards', label: 'Rewards', id: 'rewards', icon: 'rewards' },
   { to: '/governance', label: 'Governance', id: 'governance', icon: 'governance' },
   { to: '/keys', label: 'API keys', id: 'keys', icon: 'keys' },

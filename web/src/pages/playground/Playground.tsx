@@ -8,6 +8,7 @@ import { Card, ErrorBanner, Spinner } from '../../components/ui';
 import { ApiError, factoryApi, toApiError, type TrainJob } from '../../lib/api';
 import { useAuth } from '../../lib/auth';
 import { SignInNotice } from '../datanets/common';
+import { EscrowCard } from '../escrow/EscrowCard';
 import { modelName } from '../factory/common';
 import { modelsApi, type PublishedModel } from '../models/api';
 import {
@@ -509,7 +510,10 @@ export function PlaygroundPage() {
           Every call is made by a wallet and metered. Connect your wallet and sign in to chat.
         </SignInNotice>
       ) : (
-        <PlaygroundChat key={session.address} />
+        <>
+          <EscrowCard key={`escrow-${session.address}`} compact />
+          <PlaygroundChat key={session.address} />
+        </>
       )}
     </div>
   );
