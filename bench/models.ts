@@ -11,8 +11,16 @@ export function normals(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-/** A random llama of the stories15M shape with a byte-level 32000-token vocabulary. */
-export async function writeStories15mShape(file: string): Promise<void> {
+/**
+ * A random llama of the stories15M shape with a byte-level 32000-token vocabulary. With
+ * `neverEos`, the end-of-sequence row of the (tied) output embedding is zero: its logit is 0
+ * while the largest of the others is surely positive, so greedy generation always runs to
+ * max_tokens and throughput counts the same tokens for every adapter.
+ */
+export async function writeStories15mShape(
+  file: string,
+  options: { neverEos?: boolean } = {},
+): Promise<void> {
   const [dim, hidden, layers, heads, vocab] = [288, 768, 6, 6, 32000];
   const normal = normals(1);
   const matrix = (name: string, inDim: number, out: number) => ({
@@ -28,6 +36,7 @@ export async function writeStories15mShape(file: string): Promise<void> {
     data: new Float32Array(dim).fill(1),
   });
   const tensors = [matrix('token_embd.weight', dim, vocab)];
+  if (options.neverEos) tensors[0]!.data.fill(0, 2 * dim, 3 * dim); // token 2 is EOS
   for (let l = 0; l < layers; l++) {
     tensors.push(
       norm(`blk.${l}.attn_norm.weight`),

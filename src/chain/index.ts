@@ -16,6 +16,7 @@ export {
   deployContracts,
   deploymentFile,
   escrowParameters,
+  settlementParameters,
   ensureDeployment,
   isDeploymentLive,
   readDeployment,
@@ -25,6 +26,7 @@ export type { Deployment } from './deploy.ts';
 export { LOCAL_CHAIN_ID, anvilBinaryPath, startLocalChain } from './local.ts';
 export type { LocalChain } from './local.ts';
 export {
+  AttributionSettlementAbi,
   DatanetRegistryAbi,
   DevFaucetAbi,
   InferenceEscrowAbi,
