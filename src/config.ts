@@ -47,6 +47,12 @@ export interface ServingConfig {
   contextSize: number;
   /** llama.cpp threads; default: every core. */
   threads: number | undefined;
+  /**
+   * Contexts pooled per base model (one per adapter set in use; idle ones closed least recently
+   * used first). Each holds its KV cache and llama.cpp's compute and logits buffers, which scale
+   * with the vocabulary: with large vocabularies they, not the adapters, dominate memory.
+   */
+  maxContexts: number;
   /** Wallets allowed to load and unload adapters, besides the node's own signer. */
   operators: string[];
   /** OpenAI-compatible LoRA servers that generate for this node; absent: llama.cpp here. */
@@ -80,6 +86,7 @@ export const SERVING_DEFAULTS = {
   maxTokens: 512,
   maxRequestSeconds: 120,
   contextSize: 2048,
+  maxContexts: 8,
 } as const;
 
 export const DEFAULT_PORT = 7070;
@@ -102,6 +109,7 @@ export interface ServingFlags {
   maxRequestSeconds?: string;
   contextSize?: string;
   threads?: string;
+  maxContexts?: string;
   operator?: string[];
   remoteBackend?: string[];
   remoteApiKey?: string;
@@ -224,6 +232,7 @@ function resolveServing(flags: ServingFlags, env: NodeJS.ProcessEnv): ServingCon
     ),
     contextSize: int(flags.contextSize, '--context-size', SERVING_DEFAULTS.contextSize, 16),
     threads: flags.threads === undefined ? undefined : int(flags.threads, '--threads', 1),
+    maxContexts: int(flags.maxContexts, '--max-contexts', SERVING_DEFAULTS.maxContexts),
     operators: operators.map((o) => o.toLowerCase()),
     remote: resolveRemote(flags, env, list),
   };

@@ -12,6 +12,8 @@ describe('configuration', () => {
     assert.equal(config.dataDir, path.resolve('.openledger'));
     assert.equal(config.rpcUrl, undefined);
     assert.equal(config.databaseUrl, undefined);
+    assert.equal(config.serving.maxContexts, 8);
+    assert.equal(resolveConfig({ maxContexts: '2' }, {}).serving.maxContexts, 2);
   });
 
   it('reads OPENLEDGER_* variables, and flags win over them', () => {
@@ -38,6 +40,8 @@ describe('configuration', () => {
       [{ rpcUrl: 'not a url' }, {}, /--rpc-url/],
       [{ logLevel: 'loud' }, {}, /log level/],
       [{}, { OPENLEDGER_PRIVATE_KEY: '0x1234' }, /OPENLEDGER_PRIVATE_KEY/],
+      [{ maxContexts: '0' }, {}, /--max-contexts/],
+      [{ maxContexts: 'many' }, {}, /--max-contexts/],
     ];
     for (const [flags, env, message] of bad) {
       assert.throws(

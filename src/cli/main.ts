@@ -117,6 +117,10 @@ program
   )
   .option('--max-concurrent <n>', 'requests generating at once (default 4)')
   .option('--max-queue <n>', 'requests waiting; beyond it 429 (default 64)')
+  .option(
+    '--max-contexts <n>',
+    'llama.cpp contexts pooled per base model, one per adapter set in use (default 8)',
+  )
   .option('--max-tokens <n>', 'cap on max_tokens (default 512)')
   .option('--max-request-seconds <n>', 'generation time limit per request (default 120)')
   .option('--context-size <n>', 'tokens per sequence, prompt and completion (default 2048)')

@@ -571,7 +571,7 @@ export class ServingEngine {
           adapterBudgetBytes: this.deps.options.adapterBudgetBytes,
           contextSize: Math.min(this.deps.options.contextSize, trained ?? Infinity),
           sequencesPerContext: Math.min(4, this.deps.options.maxConcurrent),
-          maxContexts: 8,
+          maxContexts: this.deps.options.maxContexts,
         },
         () =>
           [...this.adapters.values()]
