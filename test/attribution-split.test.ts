@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { normalisePpb } from '../src/attribution/fixed.ts';
+import { apportion, normalisePpb } from '../src/attribution/fixed.ts';
 import {
   DEFAULT_CHANNEL_WEIGHTS,
-  apportion,
   exactWeight,
   splitFee,
   type ContributorWeight,
@@ -302,7 +301,7 @@ describe('fee split', () => {
     );
   });
 
-  it('reads number weights exactly and agrees with normalisePpb', () => {
+  it('reads number weights exactly; Hamilton apportionment sums exactly, each share within a unit of its quota', () => {
     assert.deepEqual(exactWeight(0.5), { num: 1n, den: 2n });
     assert.deepEqual(exactWeight(0.1), { num: 3602879701896397n, den: 36028797018963968n });
     assert.deepEqual(exactWeight(3), { num: 3n, den: 1n });
@@ -318,7 +317,29 @@ describe('fee split', () => {
           { num: BigInt(Math.floor(rnd() * 1000)), den: BigInt(1 + Math.floor(rnd() * 7)) },
         ]),
       );
-      assert.deepEqual(apportion(1_000_000_000n, credits), normalisePpb(credits));
+      const total = BigInt(1 + Math.floor(rnd() * 1e6));
+      const parts = apportion(total, credits);
+      const sum = [...credits.values()].reduce((a, f) => a + Number(f.num) / Number(f.den), 0);
+      if (sum === 0) {
+        assert.equal(parts.size, 0);
+        continue;
+      }
+      assert.equal(
+        [...parts.values()].reduce((a, b) => a + b, 0n),
+        total,
+      );
+      for (const [key, f] of credits) {
+        const quota = (Number(total) * Number(f.num)) / Number(f.den) / sum;
+        const got = Number(parts.get(key) ?? 0n);
+        assert.ok(
+          got >= Math.floor(quota) - 1e-6 && got <= Math.ceil(quota) + 1e-6,
+          `${got} vs ${quota}`,
+        );
+      }
+      assert.equal(
+        [...normalisePpb(credits).values()].reduce((a, b) => a + b, 0n),
+        1_000_000_000n,
+      );
     }
   });
 

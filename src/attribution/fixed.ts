@@ -60,40 +60,51 @@ export function addFraction(a: Fraction, b: Fraction): Fraction {
 export const PPB = 1_000_000_000n;
 
 /**
- * Normalised weights in parts per billion: floor shares, then the leftover units one each to the
- * largest remainders (ties: the smaller key), so they sum to exactly 10^9. Empty when the total is
- * zero.
+ * Normalised weights in parts per billion (Hamilton's method over 10^9, ties to the smaller key),
+ * so they sum to exactly 10^9. Empty when the total is zero.
  */
 export function normalisePpb(credits: ReadonlyMap<string, Fraction>): Map<string, bigint> {
-  const keys = [...credits.keys()].sort();
-  // Common denominator: Σ num_i · (D / den_i) over D = Π den_i would grow; use the lcm.
+  return apportion(PPB, credits);
+}
+
+/**
+ * Hamilton's method: `total` units shared in proportion to `shares` — each key gets the floor of
+ * its exact quota, and the units left over go one each to the largest remainders (ties: the
+ * key earlier in `order`, by default the smaller key). Keys with no unit are absent.
+ */
+export function apportion(
+  total: bigint,
+  shares: ReadonlyMap<string, Fraction>,
+  order?: readonly string[],
+): Map<string, bigint> {
+  const keys = order ? [...order].filter((k) => shares.has(k)) : [...shares.keys()].sort();
   let lcm = 1n;
   for (const k of keys) {
-    const den = credits.get(k)!.den;
+    const den = shares.get(k)!.den;
     lcm = (lcm / gcd(lcm, den)) * den;
   }
   const scaled = keys.map((k) => {
-    const f = credits.get(k)!;
+    const f = shares.get(k)!;
     return { k, v: f.num * (lcm / f.den) };
   });
-  const total = scaled.reduce((sum, x) => sum + x.v, 0n);
+  const sum = scaled.reduce((s, x) => s + x.v, 0n);
   const out = new Map<string, bigint>();
-  if (total === 0n) return out;
+  if (sum <= 0n || total <= 0n) return out;
   let assigned = 0n;
-  const rows = scaled.map(({ k, v }) => {
-    const share = (v * PPB) / total;
-    assigned += share;
-    return { k, share, rem: (v * PPB) % total };
+  const rows = scaled.map(({ k, v }, rank) => {
+    const units = (v * total) / sum;
+    assigned += units;
+    return { k, rank, units, rem: (v * total) % sum };
   });
-  let left = PPB - assigned;
-  const order = [...rows].sort((a, b) =>
-    a.rem === b.rem ? (a.k < b.k ? -1 : 1) : a.rem > b.rem ? -1 : 1,
+  let left = total - assigned;
+  const byRemainder = [...rows].sort((a, b) =>
+    a.rem === b.rem ? a.rank - b.rank : a.rem > b.rem ? -1 : 1,
   );
-  for (const row of order) {
+  for (const row of byRemainder) {
     if (left === 0n) break;
-    row.share += 1n;
+    row.units += 1n;
     left -= 1n;
   }
-  for (const row of rows) if (row.share > 0n) out.set(row.k, row.share);
+  for (const row of rows) if (row.units > 0n) out.set(row.k, row.units);
   return out;
 }

@@ -31,7 +31,7 @@ export {
   registerAttributionJobs,
   type IndexJobParams,
 } from './job.ts';
-export { log2Fixed, normalisePpb } from './fixed.ts';
+export { apportion, log2Fixed, normalisePpb } from './fixed.ts';
 export {
   influenceOfOutput,
   influenceScores,
@@ -48,7 +48,6 @@ export {
   CHANNELS,
   DEFAULT_CHANNEL_WEIGHTS,
   DEFAULT_PLATFORM_BPS,
-  apportion,
   splitFee,
   type Channel,
   type ChannelWeights,

@@ -11,7 +11,7 @@
  */
 import { PLATFORM_FEE_BPS } from '../chain/deploy.ts';
 import { OpenLedgerError } from '../errors.ts';
-import { addFraction, fraction, type Fraction } from './fixed.ts';
+import { addFraction, apportion, fraction, type Fraction } from './fixed.ts';
 
 /** Basis points in a whole (ModelRegistry.BPS). */
 export const BPS = 10_000;
@@ -126,54 +126,6 @@ export function exactWeight(weight: number | bigint): Fraction | null {
   return shift >= 0
     ? { num: mantissa << BigInt(shift), den: 1n }
     : fraction(mantissa, 1n << BigInt(-shift));
-}
-
-function gcd(a: bigint, b: bigint): bigint {
-  while (b !== 0n) [a, b] = [b, a % b];
-  return a;
-}
-
-/**
- * Hamilton's method: `total` units shared in proportion to `shares` — each key gets the floor of
- * its exact quota, and the units left over go one each to the largest remainders (ties: the
- * key earlier in `order`, by default the smaller key). Keys with no unit are absent. The same as
- * fixed.ts `normalisePpb` for total 10^9.
- */
-export function apportion(
-  total: bigint,
-  shares: ReadonlyMap<string, Fraction>,
-  order?: readonly string[],
-): Map<string, bigint> {
-  const keys = order ? [...order].filter((k) => shares.has(k)) : [...shares.keys()].sort();
-  let lcm = 1n;
-  for (const k of keys) {
-    const den = shares.get(k)!.den;
-    lcm = (lcm / gcd(lcm, den)) * den;
-  }
-  const scaled = keys.map((k) => {
-    const f = shares.get(k)!;
-    return { k, v: f.num * (lcm / f.den) };
-  });
-  const sum = scaled.reduce((s, x) => s + x.v, 0n);
-  const out = new Map<string, bigint>();
-  if (sum <= 0n || total <= 0n) return out;
-  let assigned = 0n;
-  const rows = scaled.map(({ k, v }, rank) => {
-    const units = (v * total) / sum;
-    assigned += units;
-    return { k, rank, units, rem: (v * total) % sum };
-  });
-  let left = total - assigned;
-  const byRemainder = [...rows].sort((a, b) =>
-    a.rem === b.rem ? a.rank - b.rank : a.rem > b.rem ? -1 : 1,
-  );
-  for (const row of byRemainder) {
-    if (left === 0n) break;
-    row.units += 1n;
-    left -= 1n;
-  }
-  for (const row of rows) if (row.units > 0n) out.set(row.k, row.units);
-  return out;
 }
 
 /**
