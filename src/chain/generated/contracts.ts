@@ -1211,6 +1211,1130 @@ export const AttributionSettlementAbi = [
 
 export const AttributionSettlementBytecode = '0x610160604052348015610010575f5ffd5b506040516124f73803806124f783398101604081905261002f91610263565b60017f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00556001600160a01b038716158061007057506001600160a01b038616155b8061008257506001600160a01b038516155b156100a05760405163d92e233d60e01b815260040160405180910390fd5b8315806100ab575082155b806100b4575081155b806100be57508382115b806100d057506001600160401b038116155b156100ee57604051630e52390960e41b815260040160405180910390fd5b6001600160a01b038716608081905260408051637e062a3560e11b8152905163fc0c546a916004808201926020929091908290030181865afa158015610136573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061015a91906102e8565b6001600160a01b0390811660a052851660c05260e08490526101008390526101208290526001600160401b038116610140526101965f876101a3565b505050505050505061030a565b5f828152602081815260408083206001600160a01b038516845290915281205460ff16610243575f838152602081815260408083206001600160a01b03861684529091529020805460ff191660011790556101fb3390565b6001600160a01b0316826001600160a01b0316847f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d60405160405180910390a4506001610246565b505f5b92915050565b6001600160a01b0381168114610260575f5ffd5b50565b5f5f5f5f5f5f5f60e0888a031215610279575f5ffd5b87516102848161024c565b60208901519097506102958161024c565b60408901519096506102a68161024c565b606089015160808a015160a08b015160c08c0151939850919650945092506001600160401b03811681146102d8575f5ffd5b8091505092959891949750929550565b5f602082840312156102f8575f5ffd5b81516103038161024c565b9392505050565b60805160a05160c05160e0516101005161012051610140516120e66104115f395f81816103fa0152818161063d01528181610c1f015261120b01525f81816104390152818161138201526113af01525f81816103090152818161077701528181611459015281816114a601528181611579015261160401525f81816103d30152818161086d01526108af01525f81816103560152818161153101526119f101525f81816105670152818161075301528181610eca0152818161112d015281816114d50152818161150f015281816115e10152818161173f01526119cf01525f8181610518015281816108dd01528181610a6801528181610aef0152610d0801526120e65ff3fe608060405234801561000f575f5ffd5b50600436106101e7575f3560e01c8063770111c411610109578063ad044f491161009e578063d54ad2a11161006e578063d54ad2a11461050a578063e2fdcc1714610513578063e7bfe2931461053a578063fc0c546a14610562575f5ffd5b8063ad044f49146104a8578063c884ef83146104b1578063d1c92d2c146104d0578063d547741f146104f7575f5ffd5b806391d14854116100d957806391d148541461045b5780639940686e1461046e578063a217fddf14610481578063a3d545f514610488575f5ffd5b8063770111c4146103af578063831518b7146103ce578063861a1412146103f55780638802834e14610434575f5ffd5b806330501b0d1161017f57806352a34b051161014f57806352a34b051461032b57806360efe3341461033e57806361d027b31461035157806372d2b6c014610390575f5ffd5b806330501b0d146102b757806336568abe146102ca5780634d104adf146102dd5780635230515114610304575f5ffd5b8063248a9ca3116101ba578063248a9ca31461024e57806327de9e321461027e5780632e7ba6ef146102915780632f2ff15d146102a4575f5ffd5b806301ffc9a7146101eb57806302b2f7c71461021357806305261aea14610228578063217e64611461023b575b5f5ffd5b6101fe6101f9366004611d6e565b610589565b60405190151581526020015b60405180910390f35b610226610221366004611d95565b6105bf565b005b610226610236366004611db5565b6107b7565b610226610249366004611dcc565b6107e1565b61027061025c366004611db5565b5f9081526020819052604090206001015490565b60405190815260200161020a565b61022661028c366004611db5565b610d8b565b61027061029f366004611e16565b610f0a565b6102266102b2366004611ea5565b611177565b6101fe6102c5366004611db5565b6111a1565b6102266102d8366004611ea5565b611254565b6102707fbb08418a67729a078f87bbc8d02a770929bb68f5bfdf134ae2ead6ed38e2f4ae81565b6102707f000000000000000000000000000000000000000000000000000000000000000081565b610226610339366004611ecf565b61128c565b61027061034c366004611f01565b611641565b6103787f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160a01b03909116815260200161020a565b61027061039e366004611f29565b60026020525f908152604090205481565b6102706103bd366004611f29565b60046020525f908152604090205481565b6102707f000000000000000000000000000000000000000000000000000000000000000081565b61041c7f000000000000000000000000000000000000000000000000000000000000000081565b6040516001600160401b03909116815260200161020a565b6102707f000000000000000000000000000000000000000000000000000000000000000081565b6101fe610469366004611ea5565b611678565b61022661047c366004611db5565b6116a0565b6102705f81565b61049b610496366004611db5565b61177e565b60405161020a9190611f76565b61027060065481565b6102706104bf366004611f29565b60056020525f908152604090205481565b6102707f36e3c15a5b6d50a193ee8182ae998adaf6eb5b928b8366623b77440fac4d679781565b610226610505366004611ea5565b61184a565b61027060075481565b6103787f000000000000000000000000000000000000000000000000000000000000000081565b61041c610548366004611f29565b60036020525f90815260409020546001600160401b031681565b6103787f000000000000000000000000000000000000000000000000000000000000000081565b5f6001600160e01b03198216637965db0b60e01b14806105b957506301ffc9a760e01b6001600160e01b03198316145b92915050565b6105c761186e565b5f82815260016020819052604090912090600482810154600160e01b900460ff16908111156105f8576105f8611f42565b1461063057600481810154604051637eeac89d60e11b8152610627928692600160e01b900460ff169101612002565b60405180910390fd5b60048101545f90610672907f000000000000000000000000000000000000000000000000000000000000000090600160a01b90046001600160401b031661202a565b9050806001600160401b031642106106af5760405163526d4cc160e11b8152600481018590526001600160401b0382166024820152604401610627565b6004828101805460ff60e01b198116600160e11b179091556005840180546001600160a01b03191633179055600684018590556001600160a01b03165f9081526020919091526040812080546001929061070a908490612049565b9091555050604051838152339085907f8bfa517a72d85f7d289b9a334d067dae1f795c864e84032f968a7ba677d5dcf29060200160405180910390a361079b6001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001633307f0000000000000000000000000000000000000000000000000000000000000000611889565b50506107b360015f5160206120ba5f395f51905f5255565b5050565b6107bf61186e565b6107c8816118bf565b6107de60015f5160206120ba5f395f51905f5255565b50565b7f36e3c15a5b6d50a193ee8182ae998adaf6eb5b928b8366623b77440fac4d679761080b81611a16565b61081361186e565b83158061081e575082155b1561083c57604051630e52390960e41b815260040160405180910390fd5b815f0361085c57604051631f2a200560e01b815260040160405180910390fd5b335f908152600260205260409020547f00000000000000000000000000000000000000000000000000000000000000008110156108db5760405163fbc2ab4360e01b8152336004820152602481018290527f00000000000000000000000000000000000000000000000000000000000000006044820152606401610627565b7f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031663766718086040518163ffffffff1660e01b8152600401602060405180830381865afa158015610937573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061095b919061205c565b861061097d5760405163195f6c5d60e31b815260048101879052602401610627565b5f86815260016020526040812060048101549091600160e01b90910460ff16908160048111156109af576109af611f42565b141580156109cf575060038160048111156109cc576109cc611f42565b14155b156109f1578781604051631c903e8960e21b8152600401610627929190612002565b5f6003826004811115610a0657610a06611f42565b1490508015610a50578260030154861115610a4b57600383015460405163173e5f9f60e31b8152600481018b9052602481019190915260448101879052606401610627565b610ba7565b6040516322a714ef60e01b8152600481018a90525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906322a714ef90602401602060405180830381865afa158015610ab5573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610ad9919061205c565b60405163a7c263c160e01b8152600481018c90527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063a7c263c190602401602060405180830381865afa158015610b3c573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610b60919061205c565b610b6a9190612073565b905080871115610b9e5760405163173e5f9f60e31b8152600481018b90526024810182905260448101889052606401610627565b50600383018690555b87835560018301879055600283018690556004830180546001600160e01b0319163367ffffffffffffffff60a01b191617600160a01b426001600160401b038116919091029190911760ff60e01b1916600160e01b179091556005840180546001600160a01b03191690555f60068501819055610c447f00000000000000000000000000000000000000000000000000000000000000008361202a565b335f908152600360205260409020549091506001600160401b039081169082161115610c9357335f908152600360205260409020805467ffffffffffffffff19166001600160401b0383161790555b604080518b8152602081018b9052908101899052831515606082015233908c907f71da0ecd2eadca9032a1207ffaada60cd0ddb3ce5fea5ac2c16aaa906031f3ee9060800160405180910390a382610d685760405163328cf87d60e01b8152600481018c9052306024820152604481018990527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063328cf87d906064015f604051808303815f87803b158015610d51575f5ffd5b505af1158015610d63573d5f5f3e3d5ffd5b505050505b505050505050610d8460015f5160206120ba5f395f51905f5255565b5050505050565b610d9361186e565b805f03610db357604051631f2a200560e01b815260040160405180910390fd5b335f908152600360209081526040808320546004909252909120546001600160401b039091169042821180610de757508015155b15610e1d57604051631035f94d60e21b81523360048201526001600160401b038316602482015260448101829052606401610627565b335f9081526002602052604090205480841115610e5d5760405163fbc2ab4360e01b81523360048201526024810182905260448101859052606401610627565b610e678482612073565b335f818152600260205260409020919091557f6377e6852c3c3eb914806be9085171e0f4e00da79573f3f740695326ba92a61285610ea58185612073565b6040805192835260208301919091520160405180910390a2610ef16001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000163386611a20565b5050506107de60015f5160206120ba5f395f51905f5255565b5f610f1361186e565b6001600160a01b038516610f3a5760405163d92e233d60e01b815260040160405180910390fd5b5f86815260016020526040902060048082810154600160e01b900460ff1690811115610f6857610f68611f42565b14610f7657610f76876118bf565b604080516001600160a01b03881660208201529081018690525f9060600160408051601f1981840301815282825280516020918201209083015201604051602081830303815290604052805190602001209050610fd98585846001015484611a55565b61100f5760405163f25ea2d560e01b8152600481018990526001600160a01b038816602482015260448101879052606401610627565b6001600160a01b0387165f9081526005602052604090205480871161105f5760405162cfa2bb60e41b81526001600160a01b03891660048201526024810182905260448101889052606401610627565b6110698188612073565b93505f60075460065461107c9190612073565b9050808511156110a957604051635d8fc82f60e11b81526004810182905260248101869052604401610627565b6001600160a01b0389165f908152600560205260408120899055600780548792906110d5908490612049565b909155505060408051868152602081018a90526001600160a01b038b16918c917fd9cb1e2714d65a111c0f20f060176ad657496bd47a3de04ec7c3d4ca232112ac910160405180910390a36111546001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000168a87611a20565b5050505061116e60015f5160206120ba5f395f51905f5255565b95945050505050565b5f8281526020819052604090206001015461119181611a16565b61119b8383611a6c565b50505050565b5f81815260016020526040812060048082810154600160e01b900460ff16908111156111cf576111cf611f42565b148061124d57506001600482810154600160e01b900460ff16908111156111f8576111f8611f42565b14801561124d57506004810154611240907f000000000000000000000000000000000000000000000000000000000000000090600160a01b90046001600160401b031661202a565b6001600160401b03164210155b9392505050565b6001600160a01b038116331461127d5760405163334bd91960e11b815260040160405180910390fd5b6112878282611afb565b505050565b7fbb08418a67729a078f87bbc8d02a770929bb68f5bfdf134ae2ead6ed38e2f4ae6112b681611a16565b6112be61186e565b5f8381526001602052604090206002600482810154600160e01b900460ff16908111156112ed576112ed611f42565b1461130e5760405163106b963b60e11b815260048101859052602401610627565b60048181015460058301546001600160a01b039182165f818152602094909452604084208054919493909216926001929161134a908490612073565b90915550506005830180546001600160a01b0319169055841561155f576001600160a01b0382165f90815260026020526040812054907f000000000000000000000000000000000000000000000000000000000000000082116113ad57816113cf565b7f00000000000000000000000000000000000000000000000000000000000000005b90506113db8183612073565b6001600160a01b0385165f908152600260208190526040822092909255906114039083612086565b90505f6114108284612073565b60048801805460ff60e01b1916600360e01b17905590506001600160a01b0385168a7f6b1b000488e645d184b91a860afd4feb76279ace552297ac92858e518bd35b7e8561147e7f000000000000000000000000000000000000000000000000000000000000000087612049565b604080519283526020830191909152810185905260600160405180910390a36114fc856114cb7f000000000000000000000000000000000000000000000000000000000000000085612049565b6001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000169190611a20565b8015611556576115566001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000167f000000000000000000000000000000000000000000000000000000000000000083611a20565b50505050611628565b60048301805460ff60e01b1916600160e01b1790556040517f000000000000000000000000000000000000000000000000000000000000000081526001600160a01b0382169087907fff3b2ed0ecf7bd651cbe7175749779a05d45512f96022a9bcfc8b406fbb586329060200160405180910390a36116286001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016837f0000000000000000000000000000000000000000000000000000000000000000611a20565b50505061128760015f5160206120ba5f395f51905f5255565b6001600160a01b0382165f90815260056020526040812054808311611666575f611670565b6116708184612073565b949350505050565b5f918252602082815260408084206001600160a01b0393909316845291905290205460ff1690565b6116a861186e565b805f036116c857604051631f2a200560e01b815260040160405180910390fd5b335f908152600260205260408120546116e2908390612049565b335f81815260026020908152604091829020849055815186815290810184905292935090917f524384adee0b2f52827eebf00ddd616aa286978612393216724d61cdb43dc835910160405180910390a26117676001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016333085611889565b506107de60015f5160206120ba5f395f51905f5255565b611786611d07565b5f82815260016020818152604092839020835161012081018552815481529281015491830191909152600281015492820192909252600382015460608201526004808301546001600160a01b0381166080840152600160a01b81046001600160401b031660a084015291929160c0840191600160e01b90910460ff169081111561181257611812611f42565b600481111561182357611823611f42565b815260058201546001600160a01b0316602082015260069091015460409091015292915050565b5f8281526020819052604090206001015461186481611a16565b61119b8383611afb565b611876611b64565b60025f5160206120ba5f395f51905f5255565b611897848484846001611b95565b61119b57604051635274afe760e01b81526001600160a01b0385166004820152602401610627565b5f8181526001602052604090206118d5826111a1565b15806118ff575060048082810154600160e01b900460ff16908111156118fd576118fd611f42565b145b1561192e57600481810154604051639aa5115f60e01b8152610627928592600160e01b900460ff169101612002565b60048101805460ff60e01b1916600160e21b1790556002810154600680545f90611959908490612049565b9091555050600281015460038201545f9161197391612073565b9050827fb463d19ecf455be65365092cf8e1db6934a0334cf8cd532ddf9964d01f36b5b28360020154836040516119b4929190918252602082015260400190565b60405180910390a28015611287576112876001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000167f000000000000000000000000000000000000000000000000000000000000000083611a20565b6107de8133611c02565b611a2d8383836001611c3b565b61128757604051635274afe760e01b81526001600160a01b0384166004820152602401610627565b5f82611a62868685611c9d565b1495945050505050565b5f611a778383611678565b611af4575f838152602081815260408083206001600160a01b03861684529091529020805460ff19166001179055611aac3390565b6001600160a01b0316826001600160a01b0316847f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d60405160405180910390a45060016105b9565b505f6105b9565b5f611b068383611678565b15611af4575f838152602081815260408083206001600160a01b0386168085529252808320805460ff1916905551339286917ff6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b9190a45060016105b9565b5f5160206120ba5f395f51905f5254600203611b9357604051633ee5aeb560e01b815260040160405180910390fd5b565b6040516323b872dd60e01b5f8181526001600160a01b038781166004528616602452604485905291602083606481808c5af1925060015f51148316611bf1578383151615611be5573d5f823e3d81fd5b5f883b113d1516831692505b604052505f60605295945050505050565b611c0c8282611678565b6107b35760405163e2517d3f60e01b81526001600160a01b038216600482015260248101839052604401610627565b60405163a9059cbb60e01b5f8181526001600160a01b038616600452602485905291602083604481808b5af1925060015f51148316611c91578383151615611c85573d5f823e3d81fd5b5f873b113d1516831692505b60405250949350505050565b5f81815b84811015611cd557611ccb82878784818110611cbf57611cbf6120a5565b90506020020135611cde565b9150600101611ca1565b50949350505050565b5f818310611cf8575f82815260208490526040902061124d565b505f9182526020526040902090565b6040518061012001604052805f81526020015f81526020015f81526020015f81526020015f6001600160a01b031681526020015f6001600160401b031681526020015f6004811115611d5b57611d5b611f42565b81525f6020820181905260409091015290565b5f60208284031215611d7e575f5ffd5b81356001600160e01b03198116811461124d575f5ffd5b5f5f60408385031215611da6575f5ffd5b50508035926020909101359150565b5f60208284031215611dc5575f5ffd5b5035919050565b5f5f5f5f60808587031215611ddf575f5ffd5b5050823594602084013594506040840135936060013592509050565b80356001600160a01b0381168114611e11575f5ffd5b919050565b5f5f5f5f5f60808688031215611e2a575f5ffd5b85359450611e3a60208701611dfb565b93506040860135925060608601356001600160401b03811115611e5b575f5ffd5b8601601f81018813611e6b575f5ffd5b80356001600160401b03811115611e80575f5ffd5b8860208260051b8401011115611e94575f5ffd5b959894975092955050506020019190565b5f5f60408385031215611eb6575f5ffd5b82359150611ec660208401611dfb565b90509250929050565b5f5f60408385031215611ee0575f5ffd5b8235915060208301358015158114611ef6575f5ffd5b809150509250929050565b5f5f60408385031215611f12575f5ffd5b611f1b83611dfb565b946020939093013593505050565b5f60208284031215611f39575f5ffd5b61124d82611dfb565b634e487b7160e01b5f52602160045260245ffd5b60058110611f7257634e487b7160e01b5f52602160045260245ffd5b9052565b5f610120820190508251825260208301516020830152604083015160408301526060830151606083015260018060a01b0360808401511660808301526001600160401b0360a08401511660a083015260c0830151611fd760c0840182611f56565b5060e0830151611ff260e08401826001600160a01b03169052565b5061010092830151919092015290565b8281526040810161124d6020830184611f56565b634e487b7160e01b5f52601160045260245ffd5b6001600160401b0381811683821601908111156105b9576105b9612016565b808201808211156105b9576105b9612016565b5f6020828403121561206c575f5ffd5b5051919050565b818103818111156105b9576105b9612016565b5f826120a057634e487b7160e01b5f52601260045260245ffd5b500490565b634e487b7160e01b5f52603260045260245ffdfe9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00a164736f6c6343000825000a' as const;
 
+export const ContributionBondsAbi = [
+  {
+    "inputs": [
+      {
+        "internalType": "contract IERC20",
+        "name": "token_",
+        "type": "address"
+      },
+      {
+        "internalType": "contract IDatanetRegistryRows",
+        "name": "registry_",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "admin",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "treasury_",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "penaltyPerSlash_",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "penaltyThreshold_",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint16",
+        "name": "reporterShareBps_",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint64",
+        "name": "unbondDelay_",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "constructor"
+  },
+  {
+    "inputs": [],
+    "name": "AccessControlBadConfirmation",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "neededRole",
+        "type": "bytes32"
+      }
+    ],
+    "name": "AccessControlUnauthorizedAccount",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      }
+    ],
+    "name": "AlreadySlashed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "unlockAt",
+        "type": "uint64"
+      }
+    ],
+    "name": "BondLocked",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "InvalidParameters",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "version",
+        "type": "uint256"
+      }
+    ],
+    "name": "InvalidRowProof",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      }
+    ],
+    "name": "NotBonded",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "laterVersion",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "earlierVersion",
+        "type": "uint256"
+      }
+    ],
+    "name": "NotLater",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "NotOwnerOrCurator",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ReentrancyGuardReentrantCall",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
+    "name": "SafeERC20FailedOperation",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "SameContribution",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      }
+    ],
+    "name": "UnbondNotRequested",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroAddress",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "ZeroAmount",
+    "type": "error"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "bond",
+        "type": "uint256"
+      }
+    ],
+    "name": "Bonded",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "penaltyPerSlash",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "penaltyThreshold",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint16",
+        "name": "reporterShareBps",
+        "type": "uint16"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "unbondDelay",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "address",
+        "name": "treasury",
+        "type": "address"
+      }
+    ],
+    "name": "ParametersSet",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "previousAdminRole",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "newAdminRole",
+        "type": "bytes32"
+      }
+    ],
+    "name": "RoleAdminChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
+    ],
+    "name": "RoleGranted",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "sender",
+        "type": "address"
+      }
+    ],
+    "name": "RoleRevoked",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "address",
+        "name": "reporter",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "rowHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "earlierVersion",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "earlierContributionId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "slashed",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "toReporter",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "penaltyScore",
+        "type": "uint256"
+      }
+    ],
+    "name": "SlashedDuplicate",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "address",
+        "name": "curator",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "reasonHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "slashed",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "penaltyScore",
+        "type": "uint256"
+      }
+    ],
+    "name": "SlashedMalicious",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "unlockAt",
+        "type": "uint64"
+      }
+    ],
+    "name": "UnbondRequested",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "Unbonded",
+    "type": "event"
+  },
+  {
+    "inputs": [],
+    "name": "BPS",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "DEFAULT_ADMIN_ROLE",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "PARAMS_ROLE",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "bond",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      }
+    ],
+    "name": "bondOf",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint256",
+            "name": "amount",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint64",
+            "name": "unlockAt",
+            "type": "uint64"
+          }
+        ],
+        "internalType": "struct ContributionBonds.Bond",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      }
+    ],
+    "name": "getRoleAdmin",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "grantRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "hasRole",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "penaltyPerSlash",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      }
+    ],
+    "name": "penaltyScore",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "penaltyThreshold",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "registry",
+    "outputs": [
+      {
+        "internalType": "contract IDatanetRegistryRows",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "callerConfirmation",
+        "type": "address"
+      }
+    ],
+    "name": "renounceRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "reporterShareBps",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "requestUnbond",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "role",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "revokeRole",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      }
+    ],
+    "name": "rewardsCut",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "penaltyPerSlash_",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "penaltyThreshold_",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint16",
+        "name": "reporterShareBps_",
+        "type": "uint16"
+      },
+      {
+        "internalType": "uint64",
+        "name": "unbondDelay_",
+        "type": "uint64"
+      },
+      {
+        "internalType": "address",
+        "name": "treasury_",
+        "type": "address"
+      }
+    ],
+    "name": "setParameters",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "rowHash",
+        "type": "bytes32"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint256",
+            "name": "version",
+            "type": "uint256"
+          },
+          {
+            "internalType": "address",
+            "name": "contributor",
+            "type": "address"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contributionId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32[]",
+            "name": "proof",
+            "type": "bytes32[]"
+          }
+        ],
+        "internalType": "struct ContributionBonds.RowProof",
+        "name": "later",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "internalType": "uint256",
+            "name": "version",
+            "type": "uint256"
+          },
+          {
+            "internalType": "address",
+            "name": "contributor",
+            "type": "address"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "contributionId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32[]",
+            "name": "proof",
+            "type": "bytes32[]"
+          }
+        ],
+        "internalType": "struct ContributionBonds.RowProof",
+        "name": "earlier",
+        "type": "tuple"
+      }
+    ],
+    "name": "slashDuplicate",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "reasonHash",
+        "type": "bytes32"
+      }
+    ],
+    "name": "slashMalicious",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "contributor",
+        "type": "address"
+      }
+    ],
+    "name": "slashed",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes4",
+        "name": "interfaceId",
+        "type": "bytes4"
+      }
+    ],
+    "name": "supportsInterface",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "token",
+    "outputs": [
+      {
+        "internalType": "contract IERC20",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "treasury",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "datanetId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "contributionId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "unbond",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "unbondDelay",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  }
+] as const;
+
+export const ContributionBondsBytecode = '0x60c060405234801561000f575f5ffd5b50604051611d13380380611d1383398101604081905261002e91610341565b60017f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00556001600160a01b038816158061006f57506001600160a01b038716155b8061008157506001600160a01b038616155b1561009f5760405163d92e233d60e01b815260040160405180910390fd5b6001600160a01b03808916608052871660a0526100bf8484848489610102565b6100c95f87610266565b506100f47f4af29447b0b3ab714a8512e6f69c515e9803c066fb6c4e2df49be42a14a63c0d87610266565b5050505050505050506103e6565b6001600160a01b0381166101295760405163d92e233d60e01b815260040160405180910390fd5b6001600160401b038516158061014657506001600160401b038416155b80610156575061271061ffff8416115b8061016857506001600160401b038216155b1561018657604051630e52390960e41b815260040160405180910390fd5b600180546001600160401b038781166001600160801b031990921682176801000000000000000088831690810291909117600160801b600160d01b031916600160801b61ffff8916908102600160901b600160d01b03191691909117600160901b93881693840217909455600280546001600160a01b0319166001600160a01b03871690811790915560408051948552602085019290925290830193909352606082015260808101919091527f696dcefd6e5d34ab56aca826bd795d7a1ab675fb0f780b4b6177a09c32a745239060a00160405180910390a15050505050565b5f828152602081815260408083206001600160a01b038516845290915281205460ff16610306575f838152602081815260408083206001600160a01b03861684529091529020805460ff191660011790556102be3390565b6001600160a01b0316826001600160a01b0316847f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d60405160405180910390a4506001610309565b505f5b92915050565b6001600160a01b0381168114610323575f5ffd5b50565b80516001600160401b038116811461033c575f5ffd5b919050565b5f5f5f5f5f5f5f5f610100898b031215610359575f5ffd5b88516103648161030f565b60208a01519098506103758161030f565b60408a01519097506103868161030f565b60608a01519096506103978161030f565b94506103a560808a01610326565b93506103b360a08a01610326565b925060c089015161ffff811681146103c9575f5ffd5b91506103d760e08a01610326565b90509295985092959890939650565b60805160a0516118d461043f5f395f818161033401528181610a6201528181610afa01526110f601525f81816104d1015281816107ea01528181610984015281816109d601528181610c5d0152610de601526118d45ff3fe608060405234801561000f575f5ffd5b5060043610610187575f3560e01c806386a83a3d116100d9578063c91e514911610093578063e1a8c73d1161006e578063e1a8c73d146104a6578063e782b6b1146104b9578063fc0c546a146104cc578063febf52ba146104f3575f5ffd5b8063c91e514914610438578063d547741f14610452578063df0a1f0f14610465575f5ffd5b806386a83a3d1461035657806391d14854146103e55780639de9d62b146103f8578063a217fddf1461040b578063af03818c14610412578063c110d19b14610425575f5ffd5b8063397180fe1161014457806361d027b31161011f57806361d027b3146102d25780636340efa5146102fd5780636f97ca331461031c5780637b1039991461032f575f5ffd5b8063397180fe146102665780634fc620421461027957806351127fca146102a0575f5ffd5b806301ffc9a71461018b5780630bdd121b146101b3578063248a9ca3146101f2578063249d39e9146102225780632f2ff15d1461023e57806336568abe14610253575b5f5ffd5b61019e61019936600461143c565b610508565b60405190151581526020015b60405180910390f35b61019e6101c136600461147e565b5f9283526004602090815260408085209385529281528284206001600160a01b039290921684525290205460ff1690565b6102146102003660046114b4565b5f9081526020819052604090206001015490565b6040519081526020016101aa565b61022b61271081565b60405161ffff90911681526020016101aa565b61025161024c3660046114cb565b61053e565b005b6102516102613660046114cb565b610568565b610251610274366004611514565b6105a0565b6102147f4af29447b0b3ab714a8512e6f69c515e9803c066fb6c4e2df49be42a14a63c0d81565b6001546102ba90600160901b90046001600160401b031681565b6040516001600160401b0390911681526020016101aa565b6002546102e5906001600160a01b031681565b6040516001600160a01b0390911681526020016101aa565b61021461030b366004611581565b60056020525f908152604090205481565b61025161032a36600461159c565b6105df565b6102e57f000000000000000000000000000000000000000000000000000000000000000081565b6103c161036436600461147e565b6040805180820182525f8082526020918201819052948552600381528185209385529283528084206001600160a01b0392909216845290825291829020825180840190935280548352600101546001600160401b03169082015290565b60408051825181526020928301516001600160401b031692810192909252016101aa565b61019e6103f33660046114cb565b6106b2565b6102516104063660046115bc565b6106da565b6102145f81565b6102516104203660046115fb565b610829565b6001546102ba906001600160401b031681565b6001546102ba90600160401b90046001600160401b031681565b6102516104603660046114cb565b610a16565b61019e610473366004611581565b6001546001600160a01b03919091165f90815260056020526040902054600160401b9091046001600160401b0316111590565b6102516104b4366004611670565b610a3a565b6102516104c736600461159c565b610c9e565b6102e57f000000000000000000000000000000000000000000000000000000000000000081565b60015461022b90600160801b900461ffff1681565b5f6001600160e01b03198216637965db0b60e01b148061053857506301ffc9a760e01b6001600160e01b03198316145b92915050565b5f8281526020819052604090206001015461055881610e2a565b6105628383610e37565b50505050565b6001600160a01b03811633146105915760405163334bd91960e11b815260040160405180910390fd5b61059b8282610ec6565b505050565b7f4af29447b0b3ab714a8512e6f69c515e9803c066fb6c4e2df49be42a14a63c0d6105ca81610e2a565b6105d78686868686610f2f565b505050505050565b5f828152600360209081526040808320848452825280832033845290915281208054909103610630578282336040516357277b5360e11b8152600401610627939291906116ac565b60405180910390fd5b6001545f9061064f90600160901b90046001600160401b0316426116df565b60018301805467ffffffffffffffff19166001600160401b0383169081179091556040519081529091503390849086907f36196d242a046197f295f3b3b5d1e7df38b61cb02284fdd336013c3e4cd967979060200160405180910390a450505050565b5f918252602082815260408084206001600160a01b0393909316845291905290205460ff1690565b6106e261109b565b805f0361070257604051631f2a200560e01b815260040160405180910390fd5b5f838152600460209081526040808320858452825280832033845290915290205460ff161561074a578282336040516306d64a1360e41b8152600401610627939291906116ac565b5f8381526003602090815260408083208584528252808320338452909152812080549091839183919061077e9084906116fe565b909155505060018101805467ffffffffffffffff1916905580546040513391859187917fa323a3a8e14aa7e3ab6084cc6b5d0f31d92ad603af521223fb83a4f2f472d437916107d591888252602082015260400190565b60405180910390a46108126001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000163330856110b6565b5061059b60015f5160206118a85f395f51905f5255565b61083161109b565b803582351161085c5760405162d2190f60e41b81528235600482015281356024820152604401610627565b806040013582604001350361088a5760408051630b75e93160e11b8152908301356004820152602401610627565b6108958484846110ec565b6108a08484836110ec565b5f806108bf86604086018035906108ba9060208901611581565b6111c9565b60015491935091505f90612710906108e290600160801b900461ffff1685611711565b6108ec9190611728565b90506108fe6040860160208701611581565b60408051338152602081018990528635818301528682013560608201526080810186905260a0810184905260c081018590526001600160a01b039290921691908701359089907f30da633c900eae0bea35c436b58bd64d785bb2925bb570abe6df7e8b066f53579060e00160405180910390a480156109ab576109ab6001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001633836112ce565b8083146109fd576002546109fd906001600160a01b03166109cc8386611747565b6001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001691906112ce565b50505061056260015f5160206118a85f395f51905f5255565b5f82815260208190526040902060010154610a3081610e2a565b6105628383610ec6565b610a4261109b565b6040516371111b4160e01b81526004810185905233906001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016906371111b4190602401606060405180830381865afa158015610aa7573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610acb919061175a565b516001600160a01b031614801590610b6d575060405163b4e612bd60e01b8152600481018590523360248201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063b4e612bd90604401602060405180830381865afa158015610b47573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610b6b91906117d5565b155b15610b945760405163d5d7505160e01b815260048101859052336024820152604401610627565b5f84815260036020908152604080832086845282528083206001600160a01b03861684529091528120549003610be3578383836040516357277b5360e11b8152600401610627939291906116ac565b5f5f610bf08686866111c9565b60408051338152602081018790529081018390526060810182905291935091506001600160a01b03851690869088907f48322bc8d685c3297a26e89378da841c81b82ac9f8149b44710a20621350bcb99060800160405180910390a4600254610c86906001600160a01b037f000000000000000000000000000000000000000000000000000000000000000081169116846112ce565b505061056260015f5160206118a85f395f51905f5255565b610ca661109b565b5f8281526003602090815260408083208484528252808320338452909152812080549091819003610cf0578383336040516357277b5360e11b8152600401610627939291906116ac565b60018201546001600160401b03165f819003610d2557848433604051633358f0d360e01b8152600401610627939291906116ac565b806001600160401b0316421015610d6d57604051625d315560e81b815260048101869052602481018590523360448201526001600160401b0382166064820152608401610627565b5f8581526003602090815260408083208784528252808320338085529083528184209384556001909301805467ffffffffffffffff1916905551848152869188917f0e50cd36df8776f57a67e8f287eba213791f26eabc2a7cdc0b32664a0fb6ae3f910160405180910390a4610e0d6001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001633846112ce565b505050610e2660015f5160206118a85f395f51905f5255565b5050565b610e348133611303565b50565b5f610e4283836106b2565b610ebf575f838152602081815260408083206001600160a01b03861684529091529020805460ff19166001179055610e773390565b6001600160a01b0316826001600160a01b0316847f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d60405160405180910390a4506001610538565b505f610538565b5f610ed183836106b2565b15610ebf575f838152602081815260408083206001600160a01b0386168085529252808320805460ff1916905551339286917ff6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b9190a4506001610538565b6001600160a01b038116610f565760405163d92e233d60e01b815260040160405180910390fd5b6001600160401b0385161580610f7357506001600160401b038416155b80610f83575061271061ffff8416115b80610f9557506001600160401b038216155b15610fb357604051630e52390960e41b815260040160405180910390fd5b600180546001600160401b038781166fffffffffffffffffffffffffffffffff199092168217600160401b8883169081029190911769ffffffffffffffffffff60801b1916600160801b61ffff891690810267ffffffffffffffff60901b191691909117600160901b93881693840217909455600280546001600160a01b0319166001600160a01b03871690811790915560408051948552602085019290925290830193909352606082015260808101919091527f696dcefd6e5d34ab56aca826bd795d7a1ab675fb0f780b4b6177a09c32a745239060a00160405180910390a15050505050565b6110a361133c565b60025f5160206118a85f395f51905f5255565b6110c484848484600161136d565b61056257604051635274afe760e01b81526001600160a01b0385166004820152602401610627565b6001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000166330b966938483358561112f6040870160208801611581565b604087013561114160608901896117f4565b6040518863ffffffff1660e01b81526004016111639796959493929190611840565b602060405180830381865afa15801561117e573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906111a291906117d5565b61059b576040516302fe256560e41b81526004810184905281356024820152604401610627565b5f83815260046020908152604080832085845282528083206001600160a01b0385168452909152812054819060ff161561121c578484846040516306d64a1360e41b8152600401610627939291906116ac565b5f85815260046020908152604080832087845282528083206001600160a01b038716808552908352818420805460ff19166001908117909155898552600384528285208986528452828520828652845282852080549286528581558101805467ffffffffffffffff191690555460059093529220549193506112aa916001600160401b0391909116906116fe565b6001600160a01b039093165f90815260056020526040902083905550939092509050565b6112db83838360016113da565b61059b57604051635274afe760e01b81526001600160a01b0384166004820152602401610627565b61130d82826106b2565b610e265760405163e2517d3f60e01b81526001600160a01b038216600482015260248101839052604401610627565b5f5160206118a85f395f51905f525460020361136b57604051633ee5aeb560e01b815260040160405180910390fd5b565b6040516323b872dd60e01b5f8181526001600160a01b038781166004528616602452604485905291602083606481808c5af1925060015f511483166113c95783831516156113bd573d5f823e3d81fd5b5f883b113d1516831692505b604052505f60605295945050505050565b60405163a9059cbb60e01b5f8181526001600160a01b038616600452602485905291602083604481808b5af1925060015f51148316611430578383151615611424573d5f823e3d81fd5b5f873b113d1516831692505b60405250949350505050565b5f6020828403121561144c575f5ffd5b81356001600160e01b031981168114611463575f5ffd5b9392505050565b6001600160a01b0381168114610e34575f5ffd5b5f5f5f60608486031215611490575f5ffd5b833592506020840135915060408401356114a98161146a565b809150509250925092565b5f602082840312156114c4575f5ffd5b5035919050565b5f5f604083850312156114dc575f5ffd5b8235915060208301356114ee8161146a565b809150509250929050565b80356001600160401b038116811461150f575f5ffd5b919050565b5f5f5f5f5f60a08688031215611528575f5ffd5b611531866114f9565b945061153f602087016114f9565b9350604086013561ffff81168114611555575f5ffd5b9250611563606087016114f9565b915060808601356115738161146a565b809150509295509295909350565b5f60208284031215611591575f5ffd5b81356114638161146a565b5f5f604083850312156115ad575f5ffd5b50508035926020909101359150565b5f5f5f606084860312156115ce575f5ffd5b505081359360208301359350604090920135919050565b5f608082840312156115f5575f5ffd5b50919050565b5f5f5f5f6080858703121561160e575f5ffd5b843593506020850135925060408501356001600160401b03811115611631575f5ffd5b61163d878288016115e5565b92505060608501356001600160401b03811115611658575f5ffd5b611664878288016115e5565b91505092959194509250565b5f5f5f5f60808587031215611683575f5ffd5b8435935060208501359250604085013561169c8161146a565b9396929550929360600135925050565b92835260208301919091526001600160a01b0316604082015260600190565b634e487b7160e01b5f52601160045260245ffd5b6001600160401b038181168382160190811115610538576105386116cb565b80820180821115610538576105386116cb565b8082028115828204841417610538576105386116cb565b5f8261174257634e487b7160e01b5f52601260045260245ffd5b500490565b81810381811115610538576105386116cb565b5f606082840312801561176b575f5ffd5b50604051606081016001600160401b038111828210171561179a57634e487b7160e01b5f52604160045260245ffd5b60405282516117a88161146a565b8152602083015160ff811681146117bd575f5ffd5b60208201526040928301519281019290925250919050565b5f602082840312156117e5575f5ffd5b81518015158114611463575f5ffd5b5f5f8335601e19843603018112611809575f5ffd5b8301803591506001600160401b03821115611822575f5ffd5b6020019150600581901b3603821315611839575f5ffd5b9250929050565b87815260208101879052604081018690526001600160a01b03851660608201526080810184905260c060a0820181905281018290525f6001600160fb1b03831115611889575f5ffd5b8260051b808560e08501379190910160e0019897505050505050505056fe9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00a164736f6c6343000825000a' as const;
+
 export const DatanetRegistryAbi = [
   {
     "inputs": [],

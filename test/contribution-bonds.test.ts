@@ -1,0 +1,388 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import {
+  getAddress,
+  keccak256,
+  parseEventLogs,
+  parseUnits,
+  stringToHex,
+  zeroAddress,
+  type Abi,
+  type Address,
+  type Hex,
+  type LocalAccount,
+  type TransactionReceipt,
+} from 'viem';
+import {
+  ContributionBondsAbi,
+  ContributionBondsBytecode,
+  DatanetRegistryBytecode,
+  OpenTokenBytecode,
+} from '../src/chain/generated/contracts.ts';
+import {
+  DatanetRegistryAbi,
+  OpenTokenAbi,
+  devAccount,
+  type ChainConnection,
+} from '../src/chain/index.ts';
+import { expectDeployRevert, expectRevert, startTestChain } from './helpers/chain.ts';
+
+const admin = devAccount(0); // deploys; holds PARAMS_ROLE
+const owner = devAccount(1); // the datanet's owner
+const curator = devAccount(2);
+const alice = devAccount(3); // a contributor
+const bob = devAccount(4); // a contributor who re-uploads alice's row
+const mallory = devAccount(5); // a stranger, and the duplicate reporter
+const treasury = devAccount(8);
+const OPEN = (n: string) => parseUnits(n, 18);
+const DELAY = 3600n;
+const PER_SLASH = 10n;
+const THRESHOLD = 20n;
+const REPORTER_BPS = 2_500;
+const hash = (text: string) => keccak256(stringToHex(text));
+const PARAMS_ROLE = hash('PARAMS_ROLE');
+
+type Row = [Hex, Address, Hex]; // (rowHash, contributor, contributionId), as DatanetRegistry's leaves
+const ENCODING = ['bytes32', 'address', 'bytes32'];
+
+describe('ContributionBonds on a local chain', () => {
+  let env: Awaited<ReturnType<typeof startTestChain>>;
+  let conn: ChainConnection;
+  let token: Address;
+  let registry: Address;
+  let bonds: Address;
+  const datanet = 1n;
+
+  // The registry's errors bubble up through the contract's calls to it.
+  const bondsAbi = [
+    ...ContributionBondsAbi,
+    ...DatanetRegistryAbi.filter((item) => item.type === 'error'),
+  ];
+  const abiOf = (address: Address): Abi =>
+    (address === bonds
+      ? bondsAbi
+      : address === registry
+        ? DatanetRegistryAbi
+        : OpenTokenAbi) as Abi;
+  const deploy = async (abi: unknown, bytecode: Hex, args: unknown[] = []) => {
+    const hash = await conn.walletFor(admin).deployContract({ abi, bytecode, args } as never);
+    const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
+    return getAddress(receipt.contractAddress!);
+  };
+  const simulate = (
+    account: LocalAccount,
+    functionName: string,
+    args: readonly unknown[],
+    address: Address = bonds,
+  ) =>
+    conn.publicClient.simulateContract({
+      address,
+      abi: abiOf(address),
+      functionName,
+      args,
+      account,
+    } as never);
+  const send = async (
+    account: LocalAccount,
+    functionName: string,
+    args: readonly unknown[],
+    address: Address = bonds,
+  ): Promise<TransactionReceipt> => {
+    const { request } = await simulate(account, functionName, args, address);
+    const hash = await conn.walletFor(account).writeContract(request as never);
+    const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
+    assert.equal(receipt.status, 'success');
+    return receipt;
+  };
+  const read = <T>(functionName: string, args: readonly unknown[] = [], address = bonds) =>
+    conn.publicClient.readContract({
+      address,
+      abi: abiOf(address),
+      functionName,
+      args,
+    } as never) as Promise<T>;
+  const balance = (who: Address) => read<bigint>('balanceOf', [who], token);
+  const bondOf = (contributionId: Hex, who: Address) =>
+    read<{ amount: bigint; unlockAt: bigint }>('bondOf', [datanet, contributionId, who]);
+  const events = (receipt: TransactionReceipt, eventName: string) =>
+    parseEventLogs({ abi: ContributionBondsAbi, logs: receipt.logs, eventName } as never).map(
+      (log) => (log as unknown as { args: Record<string, unknown> }).args,
+    );
+  const warp = async (seconds: bigint) => {
+    await conn.publicClient.request({
+      method: 'evm_increaseTime' as never,
+      params: [Number(seconds)] as never,
+    });
+    await conn.publicClient.request({ method: 'evm_mine' as never, params: [] as never });
+  };
+
+  // Version 1 holds alice's and carol's rows; version 2 adds bob's contribution, whose first row
+  // is alice's row again (a re-upload) and whose second is new.
+  const aliceContribution = hash('contribution alice');
+  const bobContribution = hash('contribution bob');
+  const dupRow = hash('row: the sky is blue');
+  const v1Rows: Row[] = [
+    [dupRow, alice.address, aliceContribution],
+    [hash('row: water is wet'), alice.address, aliceContribution],
+    [hash('row: grass is green'), devAccount(6).address, hash('contribution carol')],
+  ];
+  const v2Rows: Row[] = [
+    ...v1Rows,
+    [dupRow, bob.address, bobContribution],
+    [hash('row: fire is hot'), bob.address, bobContribution],
+  ];
+  const v1 = StandardMerkleTree.of(v1Rows, ENCODING);
+  const v2 = StandardMerkleTree.of(v2Rows, ENCODING);
+  const rowProof = (tree: StandardMerkleTree<Row>, version: bigint, index: number) => {
+    const [, contributor, contributionId] = tree.at(index)!;
+    return { version, contributor, contributionId, proof: tree.getProof(index) as Hex[] };
+  };
+  const bobDup = () => rowProof(v2, 2n, 3);
+  const aliceOriginal = () => rowProof(v1, 1n, 0);
+
+  before(async () => {
+    env = await startTestChain();
+    conn = env.conn;
+    token = await deploy(OpenTokenAbi, OpenTokenBytecode, [
+      admin.address,
+      OPEN('1000000'),
+      zeroAddress,
+      zeroAddress,
+    ]);
+    registry = await deploy(DatanetRegistryAbi, DatanetRegistryBytecode);
+    bonds = await deploy(ContributionBondsAbi, ContributionBondsBytecode, [
+      token,
+      registry,
+      admin.address,
+      treasury.address,
+      PER_SLASH,
+      THRESHOLD,
+      REPORTER_BPS,
+      DELAY,
+    ]);
+    await send(owner, 'createDatanet', [hash('metadata'), 0], registry);
+    await send(owner, 'setCurator', [datanet, curator.address, true], registry);
+    await send(owner, 'commitVersion', [datanet, v1.root, 3n, hash('manifest 1')], registry);
+    await send(curator, 'commitVersion', [datanet, v2.root, 5n, hash('manifest 2')], registry);
+    for (const who of [alice, bob]) {
+      await send(admin, 'transfer', [who.address, OPEN('100')], token);
+      await send(who, 'approve', [bonds, OPEN('100')], token);
+    }
+  });
+  after(async () => env?.close());
+
+  it('is deployed with its parameters, and refuses bad ones', async () => {
+    assert.equal(await read('token'), token);
+    assert.equal(await read('registry'), registry);
+    assert.equal(await read('treasury'), treasury.address);
+    assert.equal(await read('penaltyPerSlash'), PER_SLASH);
+    assert.equal(await read('penaltyThreshold'), THRESHOLD);
+    assert.equal(await read('reporterShareBps'), REPORTER_BPS);
+    assert.equal(await read('unbondDelay'), DELAY);
+    assert.equal(await read('hasRole', [PARAMS_ROLE, admin.address]), true);
+    const contract = { abi: ContributionBondsAbi as Abi, bytecode: ContributionBondsBytecode };
+    const args = [token, registry, admin.address, treasury.address, 1n, 1n, 0, 1n];
+    for (const [index, value, error] of [
+      [1, zeroAddress, 'ZeroAddress'],
+      [3, zeroAddress, 'ZeroAddress'],
+      [5, 0n, 'InvalidParameters'], // a zero threshold would cut everyone
+      [6, 10_001, 'InvalidParameters'],
+      [7, 0n, 'InvalidParameters'],
+    ] as const) {
+      await expectDeployRevert(
+        conn,
+        admin.address,
+        { ...contract, args: args.with(index, value) },
+        error,
+      );
+    }
+  });
+
+  it('bonds, and unbonds only after a requested delay', async () => {
+    const id = hash('contribution alice, later withdrawn');
+    const before = await balance(alice.address);
+    await expectRevert(simulate(alice, 'bond', [datanet, id, 0n]), 'ZeroAmount');
+    await expectRevert(simulate(alice, 'requestUnbond', [datanet, id]), 'NotBonded');
+    const bonded = await send(alice, 'bond', [datanet, id, OPEN('3')]);
+    await send(alice, 'bond', [datanet, id, OPEN('2')]);
+    assert.deepEqual(events(bonded, 'Bonded')[0], {
+      datanetId: datanet,
+      contributionId: id,
+      contributor: alice.address,
+      amount: OPEN('3'),
+      bond: OPEN('3'),
+    });
+    assert.equal((await bondOf(id, alice.address)).amount, OPEN('5'));
+    assert.equal(await balance(bonds), OPEN('5'));
+
+    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'UnbondNotRequested');
+    await send(alice, 'requestUnbond', [datanet, id]);
+    const { unlockAt } = await bondOf(id, alice.address);
+    const now = (await conn.publicClient.getBlock()).timestamp;
+    assert.equal(unlockAt, now + DELAY);
+    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'BondLocked');
+    // Adding to the bond cancels the request: the delay starts again from a new request.
+    await send(alice, 'bond', [datanet, id, OPEN('1')]);
+    assert.equal((await bondOf(id, alice.address)).unlockAt, 0n);
+    await send(alice, 'requestUnbond', [datanet, id]);
+    await warp(DELAY - 5n);
+    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'BondLocked');
+    await warp(5n);
+    await send(alice, 'unbond', [datanet, id]);
+    assert.equal(await balance(alice.address), before);
+    assert.equal((await bondOf(id, alice.address)).amount, 0n);
+    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'NotBonded');
+  });
+
+  it('lets only the owner or a curator slash a bonded contribution as malicious', async () => {
+    const id = hash('contribution alice, spam');
+    const reason = hash('spam rows');
+    await expectRevert(
+      simulate(curator, 'slashMalicious', [datanet, id, alice.address, reason]),
+      'NotBonded', // no bond: the curator cannot penalize an account that claimed nothing
+    );
+    await send(alice, 'bond', [datanet, id, OPEN('4')]);
+    await send(alice, 'requestUnbond', [datanet, id]); // a pending unbond does not escape a slash
+    for (const who of [mallory, alice]) {
+      await expectRevert(
+        simulate(who, 'slashMalicious', [datanet, id, alice.address, reason]),
+        'NotOwnerOrCurator',
+      );
+    }
+    await expectRevert(
+      simulate(curator, 'slashMalicious', [2n, id, alice.address, reason]),
+      'UnknownDatanet',
+    );
+    const treasuryBefore = await balance(treasury.address);
+    const receipt = await send(curator, 'slashMalicious', [datanet, id, alice.address, reason]);
+    assert.deepEqual(events(receipt, 'SlashedMalicious')[0], {
+      datanetId: datanet,
+      contributionId: id,
+      contributor: alice.address,
+      curator: curator.address,
+      reasonHash: reason,
+      slashed: OPEN('4'),
+      penaltyScore: PER_SLASH,
+    });
+    // The whole bond goes to the treasury: slashing never pays the one who decides it.
+    assert.equal(await balance(treasury.address), treasuryBefore + OPEN('4'));
+    assert.equal(await read('penaltyScore', [alice.address]), PER_SLASH);
+    assert.equal(await read('slashed', [datanet, id, alice.address]), true);
+    await expectRevert(
+      simulate(owner, 'slashMalicious', [datanet, id, alice.address, reason]),
+      'NotBonded',
+    );
+    await expectRevert(simulate(alice, 'bond', [datanet, id, OPEN('1')]), 'AlreadySlashed');
+    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'NotBonded');
+  });
+
+  it('slashes a re-uploaded row proven against an earlier version, once', async () => {
+    await send(bob, 'bond', [datanet, bobContribution, OPEN('8')]);
+    // Forged or mismatched proofs are refused.
+    const forged = { ...bobDup(), proof: rowProof(v2, 2n, 4).proof };
+    await expectRevert(
+      simulate(mallory, 'slashDuplicate', [datanet, dupRow, forged, aliceOriginal()]),
+      'InvalidRowProof',
+    );
+    await expectRevert(
+      simulate(mallory, 'slashDuplicate', [
+        datanet,
+        hash('row: fire is hot'), // bob's own new row: not in version 1
+        rowProof(v2, 2n, 4),
+        { ...aliceOriginal(), proof: v1.getProof(1) as Hex[] },
+      ]),
+      'InvalidRowProof',
+    );
+    // The original cannot be proven a duplicate of the re-upload: bob's row is not in version 1.
+    await expectRevert(
+      simulate(mallory, 'slashDuplicate', [
+        datanet,
+        dupRow,
+        rowProof(v2, 2n, 0),
+        { ...bobDup(), version: 1n },
+      ]),
+      'InvalidRowProof',
+    );
+    await expectRevert(
+      simulate(mallory, 'slashDuplicate', [datanet, dupRow, aliceOriginal(), bobDup()]),
+      'NotLater',
+    );
+    await expectRevert(
+      simulate(mallory, 'slashDuplicate', [datanet, dupRow, rowProof(v2, 2n, 0), aliceOriginal()]),
+      'SameContribution', // a row carried into the next version is no re-upload
+    );
+
+    const treasuryBefore = await balance(treasury.address);
+    const receipt = await send(mallory, 'slashDuplicate', [
+      datanet,
+      dupRow,
+      bobDup(),
+      aliceOriginal(),
+    ]);
+    const toReporter = (OPEN('8') * BigInt(REPORTER_BPS)) / 10_000n;
+    assert.deepEqual(events(receipt, 'SlashedDuplicate')[0], {
+      datanetId: datanet,
+      contributionId: bobContribution,
+      contributor: bob.address,
+      reporter: mallory.address,
+      rowHash: dupRow,
+      earlierVersion: 1n,
+      earlierContributionId: aliceContribution,
+      slashed: OPEN('8'),
+      toReporter,
+      penaltyScore: PER_SLASH,
+    });
+    assert.equal(await balance(mallory.address), toReporter);
+    assert.equal(await balance(treasury.address), treasuryBefore + OPEN('8') - toReporter);
+    assert.equal(await balance(bonds), 0n);
+    assert.equal(await read('penaltyScore', [bob.address]), PER_SLASH);
+    await expectRevert(
+      simulate(mallory, 'slashDuplicate', [datanet, dupRow, bobDup(), aliceOriginal()]),
+      'AlreadySlashed',
+    );
+  });
+
+  it('cuts rewards once the score reaches the threshold, and penalizes unbonded duplicates', async () => {
+    assert.equal(await read('rewardsCut', [alice.address]), false); // 10 < 20
+    assert.equal(await read('rewardsCut', [mallory.address]), false);
+    // Alice re-uploads her own row in a third version under a new contribution, without a bond:
+    // the proof still costs her the penalty.
+    const again = hash('contribution alice, again');
+    const v3 = StandardMerkleTree.of<Row>([...v2Rows, [dupRow, alice.address, again]], ENCODING);
+    await send(curator, 'commitVersion', [datanet, v3.root, 6n, hash('manifest 3')], registry);
+    const receipt = await send(mallory, 'slashDuplicate', [
+      datanet,
+      dupRow,
+      rowProof(v3, 3n, 5),
+      aliceOriginal(),
+    ]);
+    assert.equal(events(receipt, 'SlashedDuplicate')[0]!.slashed, 0n);
+    assert.equal(await read('penaltyScore', [alice.address]), 2n * PER_SLASH);
+    assert.equal(await read('rewardsCut', [alice.address]), true);
+    assert.equal(await read('rewardsCut', [bob.address]), false);
+  });
+
+  it('lets only PARAMS_ROLE change the parameters', async () => {
+    const next = [PER_SLASH, 10n, 5_000, DELAY, treasury.address] as const;
+    await expectRevert(
+      simulate(mallory, 'setParameters', [...next]),
+      'AccessControlUnauthorizedAccount',
+    );
+    await expectRevert(
+      simulate(admin, 'setParameters', [PER_SLASH, 10n, 10_001, DELAY, treasury.address]),
+      'InvalidParameters',
+    );
+    await send(admin, 'grantRole', [PARAMS_ROLE, mallory.address]);
+    await send(mallory, 'setParameters', [...next]);
+    await send(admin, 'revokeRole', [PARAMS_ROLE, mallory.address]);
+    assert.equal(await read('penaltyThreshold'), 10n);
+    assert.equal(await read('reporterShareBps'), 5_000);
+    // A lower threshold applies at once to existing scores.
+    assert.equal(await read('rewardsCut', [bob.address]), true);
+    await expectRevert(
+      simulate(mallory, 'setParameters', [...next]),
+      'AccessControlUnauthorizedAccount',
+    );
+  });
+});
