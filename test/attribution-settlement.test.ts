@@ -29,7 +29,12 @@ import {
   type ChainConnection,
   type Deployment,
 } from '../src/chain/index.ts';
-import { expectDeployRevert, expectRevert, startTestChain } from './helpers/chain.ts';
+import {
+  contractCalls,
+  expectDeployRevert,
+  expectRevert,
+  startTestChain,
+} from './helpers/chain.ts';
 
 const admin = devAccount(0); // deploys; the node: settler, poster and (locally) arbiter
 const alice = devAccount(1); // a caller paying for inference
@@ -87,38 +92,11 @@ describe('AttributionSettlement on a local chain', () => {
       : address === escrow
         ? InferenceEscrowAbi
         : OpenTokenAbi) as Abi;
-  const simulate = (
-    account: LocalAccount,
-    functionName: string,
-    args: readonly unknown[],
-    address: Address = settlement,
-  ) =>
-    conn.publicClient.simulateContract({
-      address,
-      abi: abiOf(address),
-      functionName,
-      args,
-      account,
-    } as never);
-  const send = async (
-    account: LocalAccount,
-    functionName: string,
-    args: readonly unknown[],
-    address: Address = settlement,
-  ): Promise<TransactionReceipt> => {
-    const { request } = await simulate(account, functionName, args, address);
-    const hash = await conn.walletFor(account).writeContract(request as never);
-    const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
-    assert.equal(receipt.status, 'success');
-    return receipt;
-  };
-  const read = <T>(functionName: string, args: readonly unknown[] = [], address = settlement) =>
-    conn.publicClient.readContract({
-      address,
-      abi: abiOf(address),
-      functionName,
-      args,
-    } as never) as Promise<T>;
+  const { simulate, send, read } = contractCalls(
+    () => conn,
+    abiOf,
+    () => settlement,
+  );
   const balance = (who: Address) => read<bigint>('balanceOf', [who], token);
   const events = (receipt: TransactionReceipt, eventName: string) =>
     parseEventLogs({ abi: AttributionSettlementAbi, logs: receipt.logs, eventName } as never).map(

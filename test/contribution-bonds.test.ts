@@ -11,7 +11,6 @@ import {
   type Abi,
   type Address,
   type Hex,
-  type LocalAccount,
   type TransactionReceipt,
 } from 'viem';
 import {
@@ -26,7 +25,12 @@ import {
   devAccount,
   type ChainConnection,
 } from '../src/chain/index.ts';
-import { expectDeployRevert, expectRevert, startTestChain } from './helpers/chain.ts';
+import {
+  contractCalls,
+  expectDeployRevert,
+  expectRevert,
+  startTestChain,
+} from './helpers/chain.ts';
 
 const admin = devAccount(0); // deploys; holds PARAMS_ROLE
 const owner = devAccount(1); // the datanet's owner
@@ -70,38 +74,11 @@ describe('ContributionBonds on a local chain', () => {
     const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
     return getAddress(receipt.contractAddress!);
   };
-  const simulate = (
-    account: LocalAccount,
-    functionName: string,
-    args: readonly unknown[],
-    address: Address = bonds,
-  ) =>
-    conn.publicClient.simulateContract({
-      address,
-      abi: abiOf(address),
-      functionName,
-      args,
-      account,
-    } as never);
-  const send = async (
-    account: LocalAccount,
-    functionName: string,
-    args: readonly unknown[],
-    address: Address = bonds,
-  ): Promise<TransactionReceipt> => {
-    const { request } = await simulate(account, functionName, args, address);
-    const hash = await conn.walletFor(account).writeContract(request as never);
-    const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
-    assert.equal(receipt.status, 'success');
-    return receipt;
-  };
-  const read = <T>(functionName: string, args: readonly unknown[] = [], address = bonds) =>
-    conn.publicClient.readContract({
-      address,
-      abi: abiOf(address),
-      functionName,
-      args,
-    } as never) as Promise<T>;
+  const { simulate, send, read } = contractCalls(
+    () => conn,
+    abiOf,
+    () => bonds,
+  );
   const balance = (who: Address) => read<bigint>('balanceOf', [who], token);
   const bondOf = (contributionId: Hex, who: Address) =>
     read<{ amount: bigint; unlockAt: bigint }>('bondOf', [datanet, contributionId, who]);

@@ -75,10 +75,15 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody }
   };
 }
 
+/**
+ * Answers an error: logs it (server faults at error level), sets Retry-After on a 429, and sends
+ * the body in the node's shape — or in another one (`shape`: OpenAI's under /v1).
+ */
 export function sendError(
   request: FastifyRequest,
   reply: FastifyReply,
   error: unknown,
+  shape: (status: number, error: ErrorBody['error']) => unknown = (_, e) => ({ error: e }),
 ): FastifyReply {
   const { status, body } = toErrorBody(error);
   if (status >= 500) request.log.error({ err: error }, 'request failed');
@@ -87,5 +92,5 @@ export function sendError(
     ?.retryAfterSeconds;
   if (status === 429 && typeof retryAfter === 'number')
     reply.header('retry-after', String(Math.ceil(retryAfter)));
-  return reply.status(status).type('application/json').send(body);
+  return reply.status(status).type('application/json').send(shape(status, body.error));
 }

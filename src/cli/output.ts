@@ -72,3 +72,32 @@ export class RemoteError extends Error {
 export function bigintReplacer(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
 }
+
+/**
+ * Serves until SIGINT or SIGTERM, then closes gracefully (`doing` says what closing waits for);
+ * a second signal exits at once.
+ */
+export function runUntilSignal(
+  out: Output,
+  doing: string,
+  close: () => Promise<void>,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        process.stderr.write(`second ${signal}: exiting now\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      if (!out.json) process.stderr.write(`${signal}: shutting down (${doing})…\n`);
+      close().then(resolve, (error: unknown) => {
+        out.error(error);
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { toErrorBody } from '../api/errors.ts';
+import { sendError } from '../api/errors.ts';
 import { openAiErrorBody } from '../api/routes/openai.ts';
 import { OpenLedgerError } from '../errors.ts';
 import { describeFailure, failedToConnect, NodePool, type NodeState } from './pool.ts';
@@ -453,12 +453,10 @@ function sendRouterError(
   reply: FastifyReply,
   error: unknown,
 ): FastifyReply {
-  const { status, body } = toErrorBody(error);
-  if (status >= 500) request.log.error({ err: error }, 'request failed');
-  else request.log.info({ code: body.error.code }, body.error.message);
-  const openAi = request.url.startsWith('/v1/');
-  return reply
-    .status(status)
-    .type('application/json')
-    .send(openAi ? openAiErrorBody(status, body.error) : body);
+  return sendError(
+    request,
+    reply,
+    error,
+    request.url.startsWith('/v1/') ? openAiErrorBody : undefined,
+  );
 }

@@ -10,6 +10,8 @@ import {
   type Abi,
   type Address,
   type Hex,
+  type LocalAccount,
+  type TransactionReceipt,
 } from 'viem';
 import {
   connectChain,
@@ -79,4 +81,52 @@ export async function expectDeployRevert(
     assert.equal(decodeErrorResult({ abi: contract.abi, data: revertData }).errorName, errorName);
     return true;
   });
+}
+
+/**
+ * simulate / send / read by function name against a contract test's contracts: `abiOf` picks the
+ * ABI by address, `target` is the address when none is given. Both are functions because the
+ * tests deploy in `before`.
+ */
+export function contractCalls(
+  conn: () => ChainConnection,
+  abiOf: (address: Address) => Abi,
+  target: () => Address,
+) {
+  const simulate = (
+    account: LocalAccount,
+    functionName: string,
+    args: readonly unknown[],
+    address: Address = target(),
+  ) =>
+    conn().publicClient.simulateContract({
+      address,
+      abi: abiOf(address),
+      functionName,
+      args,
+      account,
+    } as never);
+  /** Sends the call from `account` and asserts that it succeeded. */
+  const send = async (
+    account: LocalAccount,
+    functionName: string,
+    args: readonly unknown[],
+    address: Address = target(),
+  ): Promise<TransactionReceipt> => {
+    const { request } = await simulate(account, functionName, args, address);
+    const hash = await conn()
+      .walletFor(account)
+      .writeContract(request as never);
+    const receipt = await conn().publicClient.waitForTransactionReceipt({ hash });
+    assert.equal(receipt.status, 'success');
+    return receipt;
+  };
+  const read = <T>(functionName: string, args: readonly unknown[] = [], address = target()) =>
+    conn().publicClient.readContract({
+      address,
+      abi: abiOf(address),
+      functionName,
+      args,
+    } as never) as Promise<T>;
+  return { simulate, send, read };
 }

@@ -4,7 +4,7 @@ import { OpenLedgerError } from '../../errors.ts';
 import type { NodeContext } from '../../node/context.ts';
 import type { GenerateRequest, GenerateResult, StartInfo } from '../../serving/index.ts';
 import { requirePrincipal } from '../auth.ts';
-import { toErrorBody } from '../errors.ts';
+import { sendError, toErrorBody } from '../errors.ts';
 
 /**
  * The OpenAI-compatible API (OpenLoRA) under /v1: what the official `openai` client and tools
@@ -137,15 +137,18 @@ type SamplingBody = Static<typeof ChatBody> | Static<typeof CompletionBody>;
 export function openAiRoutes(app: FastifyInstance, ctx: NodeContext): void {
   void app.register(
     async (v1) => {
-      v1.setErrorHandler((error, request, reply) => sendOpenAiError(request, reply, error));
+      v1.setErrorHandler((error, request, reply) =>
+        sendError(request, reply, error, openAiErrorBody),
+      );
       v1.setNotFoundHandler((request, reply) =>
-        sendOpenAiError(
+        sendError(
           request,
           reply,
           new OpenLedgerError(
             'ROUTE_NOT_FOUND',
             `No route ${request.method} ${request.url.split('?')[0]}.`,
           ),
+          openAiErrorBody,
         ),
       );
       // Every /v1 call needs a caller: an API key (Bearer olk_…) or a signed-in session.
@@ -546,19 +549,4 @@ export function openAiErrorBody(
       code: OPENAI_CODES[error.code] ?? error.code.toLowerCase(),
     },
   };
-}
-
-function sendOpenAiError(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  error: unknown,
-): FastifyReply {
-  const { status, body } = toErrorBody(error);
-  if (status >= 500) request.log.error({ err: error }, 'request failed');
-  else request.log.info({ code: body.error.code }, body.error.message);
-  const retryAfter = (body.error.details as { retryAfterSeconds?: unknown } | undefined)
-    ?.retryAfterSeconds;
-  if (status === 429 && typeof retryAfter === 'number')
-    reply.header('retry-after', String(Math.ceil(retryAfter)));
-  return reply.status(status).type('application/json').send(openAiErrorBody(status, body.error));
 }

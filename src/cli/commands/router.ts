@@ -5,7 +5,7 @@
 import { Option, type Command } from 'commander';
 import { OpenLedgerError } from '../../errors.ts';
 import { startRouter } from '../../router/index.ts';
-import type { Output } from '../output.ts';
+import { runUntilSignal, type Output } from '../output.ts';
 
 interface RouterFlags {
   node?: string[];
@@ -83,22 +83,5 @@ async function router(flags: RouterFlags, out: Output): Promise<void> {
       ].join('\n'),
   );
 
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        process.stderr.write(`second ${signal}: exiting now\n`);
-        process.exit(130);
-      }
-      stopping = true;
-      if (!out.json) process.stderr.write(`${signal}: shutting down (finishing requests)…\n`);
-      running.close().then(resolve, (error: unknown) => {
-        out.error(error);
-        process.exitCode = 1;
-        resolve();
-      });
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await runUntilSignal(out, 'finishing requests', () => running.close());
 }

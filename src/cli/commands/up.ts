@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig, type ConfigFlags } from '../../config.ts';
 import { startNode } from '../../node/index.ts';
-import type { Output } from '../output.ts';
+import { runUntilSignal, type Output } from '../output.ts';
 
 /** The built web app, beside `src/` and `dist/` in the package. */
 const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../web/dist');
@@ -23,25 +23,5 @@ export async function up(flags: ConfigFlags, out: Output): Promise<void> {
   };
   out.result(ready, (r) => `ready ${r.url}`);
 
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        process.stderr.write(`second ${signal}: exiting now\n`);
-        process.exit(130);
-      }
-      stopping = true;
-      if (!out.json)
-        process.stderr.write(
-          `${signal}: shutting down (finishing requests, saving chain state)…\n`,
-        );
-      node.close().then(resolve, (error: unknown) => {
-        out.error(error);
-        process.exitCode = 1;
-        resolve();
-      });
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await runUntilSignal(out, 'finishing requests, saving chain state', () => node.close());
 }
