@@ -31,6 +31,10 @@ interface IDatanetVersions {
 /// `...WithSig` form that anyone (typically the node, which pays the gas) relays with the acting
 /// wallet's EIP-712 signature over every argument, its current nonce and a deadline. Updates are
 /// for the token's current holder.
+///
+/// Proof of Attribution weighs its channels (span matches, training influence, retrieval) per
+/// model: `channelWeightsOf` gives the weights the holder set, or the published defaults
+/// (`DEFAULT_*_BPS`) until then, so that every settlement verifier reads the same terms.
 contract ModelRegistry is ERC721, EIP712, Nonces {
     /// @notice Basis points in a whole.
     uint16 public constant BPS = 10_000;
@@ -68,6 +72,15 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
         Split split;
     }
 
+    /// @notice How Proof of Attribution weighs its channels for a model's contributor share, in
+    /// basis points adding up to 10,000: exact span matches against the training data, training
+    /// influence (gradient sketches) and retrieval (RAG) citations.
+    struct ChannelWeights {
+        uint16 span;
+        uint16 influence;
+        uint16 rag;
+    }
+
     /// @notice A model as `model(id)` returns it (its datanet versions: `datanetVersionsOf(id)`).
     struct Model {
         bytes32 baseModel;
@@ -82,6 +95,11 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
         address publisher;
     }
 
+    /// @notice The channel weights of a model whose holder has set none.
+    uint16 public constant DEFAULT_SPAN_BPS = 5000;
+    uint16 public constant DEFAULT_INFLUENCE_BPS = 3000;
+    uint16 public constant DEFAULT_RAG_BPS = 2000;
+
     bytes32 public constant DATANET_VERSION_TYPEHASH = keccak256("DatanetVersion(uint256 datanetId,uint256 version)");
     bytes32 public constant SPLIT_TYPEHASH = keccak256("Split(uint16 owner,uint16 stakers,uint16 contributors)");
     bytes32 public constant PUBLISH_TYPEHASH = keccak256(
@@ -92,6 +110,11 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
     );
     bytes32 public constant SET_SPLIT_TYPEHASH = keccak256(
         "SetSplit(address owner,uint256 modelId,Split split,uint256 nonce,uint256 deadline)Split(uint16 owner,uint16 stakers,uint16 contributors)"
+    );
+    bytes32 public constant CHANNEL_WEIGHTS_TYPEHASH =
+        keccak256("ChannelWeights(uint16 span,uint16 influence,uint16 rag)");
+    bytes32 public constant SET_CHANNEL_WEIGHTS_TYPEHASH = keccak256(
+        "SetChannelWeights(address owner,uint256 modelId,ChannelWeights weights,uint256 nonce,uint256 deadline)ChannelWeights(uint16 span,uint16 influence,uint16 rag)"
     );
     bytes32 public constant SET_ACTIVE_TYPEHASH =
         keccak256("SetActive(address owner,uint256 modelId,bool active,uint256 nonce,uint256 deadline)");
@@ -106,6 +129,8 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
 
     mapping(uint256 id => Model) private _models;
     mapping(uint256 id => DatanetVersion[]) private _datanets;
+    /// @dev All zero (a sum no valid setting has) while the holder has set none: the defaults apply.
+    mapping(uint256 id => ChannelWeights) private _channelWeights;
     /// @notice The Model ID registered for an adapter hash, 0 when none.
     mapping(bytes32 adapterHash => uint256 id) public modelOfAdapter;
 
@@ -123,6 +148,8 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
     event PriceSet(uint256 indexed modelId, uint256 pricePer1kInput, uint256 pricePer1kOutput);
     /// @notice A model's revenue split was set (at publication and on every change).
     event SplitSet(uint256 indexed modelId, uint16 owner, uint16 stakers, uint16 contributors);
+    /// @notice A model's attribution channel weights were set by its holder.
+    event ChannelWeightsSet(uint256 indexed modelId, uint16 span, uint16 influence, uint16 rag);
     /// @notice A model was deactivated (no longer to be served) or activated again.
     event ActiveSet(uint256 indexed modelId, bool active);
 
@@ -138,6 +165,8 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
     error InvalidDatanetCount(uint256 count);
     /// @notice The split's parts do not add up to 10,000 basis points.
     error InvalidSplit(uint16 owner, uint16 stakers, uint16 contributors);
+    /// @notice The channel weights do not add up to 10,000 basis points.
+    error InvalidChannelWeights(uint16 span, uint16 influence, uint16 rag);
     /// @notice The base model, adapter and manifest hashes must be set.
     error EmptyHash();
     /// @notice The platform fee cannot exceed 10,000 basis points.
@@ -179,6 +208,11 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
     /// @notice Sets a model's revenue split. Holder only.
     function setSplit(uint256 modelId, Split calldata split) external {
         _setSplit(msg.sender, modelId, split);
+    }
+
+    /// @notice Sets a model's attribution channel weights. Holder only.
+    function setChannelWeights(uint256 modelId, ChannelWeights calldata w) external {
+        _setChannelWeights(msg.sender, modelId, w);
     }
 
     /// @notice Deactivates (`false`) or reactivates a model. Holder only.
@@ -237,6 +271,23 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
         _setSplit(owner, modelId, split);
     }
 
+    /// @notice `setChannelWeights` on behalf of `owner` (the holder), who signed `SetChannelWeights`.
+    function setChannelWeightsWithSig(
+        address owner,
+        uint256 modelId,
+        ChannelWeights calldata w,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        _checkSigner(owner, deadline);
+        bytes32 weightsHash = keccak256(abi.encode(CHANNEL_WEIGHTS_TYPEHASH, w.span, w.influence, w.rag));
+        bytes32 structHash = keccak256(
+            abi.encode(SET_CHANNEL_WEIGHTS_TYPEHASH, owner, modelId, weightsHash, _useNonce(owner), deadline)
+        );
+        _checkSignature(owner, structHash, signature);
+        _setChannelWeights(owner, modelId, w);
+    }
+
     /// @notice `setActive` on behalf of `owner` (the holder), who signed `SetActive`.
     function setActiveWithSig(address owner, uint256 modelId, bool active, uint256 deadline, bytes calldata signature)
         external
@@ -261,6 +312,15 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
     function datanetVersionsOf(uint256 id) external view returns (DatanetVersion[] memory) {
         _existing(id);
         return _datanets[id];
+    }
+
+    /// @notice Model `id`'s attribution channel weights: the holder's, or the defaults until set.
+    function channelWeightsOf(uint256 id) external view returns (ChannelWeights memory w) {
+        _existing(id);
+        w = _channelWeights[id];
+        if (w.span == 0 && w.influence == 0 && w.rag == 0) {
+            w = ChannelWeights(DEFAULT_SPAN_BPS, DEFAULT_INFLUENCE_BPS, DEFAULT_RAG_BPS);
+        }
     }
 
     /// @notice The EIP-712 domain separator signatures are made under.
@@ -330,6 +390,13 @@ contract ModelRegistry is ERC721, EIP712, Nonces {
         _checkSplit(split);
         m.split = split;
         emit SplitSet(id, split.owner, split.stakers, split.contributors);
+    }
+
+    function _setChannelWeights(address actor, uint256 id, ChannelWeights calldata w) private {
+        _onlyHolder(actor, id);
+        if (uint256(w.span) + w.influence + w.rag != BPS) revert InvalidChannelWeights(w.span, w.influence, w.rag);
+        _channelWeights[id] = w;
+        emit ChannelWeightsSet(id, w.span, w.influence, w.rag);
     }
 
     function _setActive(address actor, uint256 id, bool active) private {

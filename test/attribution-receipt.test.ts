@@ -136,6 +136,7 @@ function handCase(): BuildReceiptInput {
       { address: addr(9), stake: 1n },
     ],
     platform: PLATFORM,
+    block: 7,
   };
 }
 
@@ -192,6 +193,7 @@ function randomCase(seed: number): BuildReceiptInput {
       stake: BigInt(int(1e6)),
     })),
     platform: PLATFORM,
+    block: 7,
   };
 }
 
@@ -265,8 +267,24 @@ describe('attribution receipts', () => {
     assert.equal(receipt.inference.createdAt, '2025-01-02T03:04:05.678Z');
     // The hash is sha256 over the canonical JSON, which has sorted keys and no whitespace.
     const json = attributionReceiptJson(receipt);
-    assert.ok(json.startsWith('{"channels":{"influence":null,"rag":null,"span":{"evidence":'));
+    assert.ok(
+      json.startsWith('{"block":7,"channels":{"influence":null,"rag":null,"span":{"evidence":'),
+    );
     assert.equal(attributionReceiptHash(receipt), createHash('sha256').update(json).digest('hex'));
+  });
+
+  it('leaves penalized contributors out of the payouts, their part going to the others', () => {
+    const receipt = buildAttributionReceipt({ ...handCase(), penalized: [B] });
+    assert.deepEqual(receipt.penalized, [B.toLowerCase()]);
+    // B's evidence stays; A now takes the whole contributors' part (1711 + 1141).
+    assert.equal(receipt.channels.span!.weights.length, 2);
+    const paid = new Map(receipt.payouts.map((p) => [p.address, p.amount]));
+    assert.equal(paid.get(A.toLowerCase()), '2852');
+    assert.equal(paid.has(B.toLowerCase()), false);
+    assert.equal(
+      receipt.payouts.reduce((s, p) => s + BigInt(p.amount), 0n),
+      10_007n,
+    );
   });
 
   it('gives the same bytes and hash for the same input, whatever the order of its lists', () => {

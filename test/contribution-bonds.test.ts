@@ -22,7 +22,11 @@ import {
 import {
   DatanetRegistryAbi,
   OpenTokenAbi,
+  contributionBondParameters,
+  deployContracts,
   devAccount,
+  ensureDeployment,
+  writeDeployment,
   type ChainConnection,
 } from '../src/chain/index.ts';
 import {
@@ -361,5 +365,49 @@ describe('ContributionBonds on a local chain', () => {
       simulate(mallory, 'setParameters', [...next]),
       'AccessControlUnauthorizedAccount',
     );
+  });
+
+  it('is deployed with the suite, and added to a record written before it', async () => {
+    const suite = await deployContracts(conn, { signer: admin, treasury: treasury.address });
+    const deployed = suite.contracts.ContributionBonds!;
+    const at = (address: Address, functionName: string, args: readonly unknown[] = []) =>
+      conn.publicClient.readContract({
+        address,
+        abi: ContributionBondsAbi,
+        functionName,
+        args,
+      } as never) as Promise<unknown>;
+    const params = contributionBondParameters(conn.chain.id);
+    assert.deepEqual(
+      await Promise.all(
+        ['token', 'registry', 'treasury', 'penaltyPerSlash', 'penaltyThreshold'].map((f) =>
+          at(deployed, f),
+        ),
+      ),
+      [
+        suite.contracts.OpenToken,
+        suite.contracts.DatanetRegistry,
+        treasury.address,
+        params.penaltyPerSlash,
+        params.penaltyThreshold,
+      ],
+    );
+    assert.equal(await at(deployed, 'reporterShareBps'), params.reporterShareBps);
+    assert.equal(await at(deployed, 'unbondDelay'), params.unbondDelaySeconds);
+    assert.equal(await at(deployed, 'hasRole', [PARAMS_ROLE, admin.address]), true);
+
+    // A record from before the bonds: the deployer adds them next to the live registries.
+    const { ContributionBonds: _, ...older } = suite.contracts;
+    await writeDeployment(env.dataDir, { ...suite, contracts: older });
+    const elsewhere = await ensureDeployment(conn, { dataDir: env.dataDir, signer: mallory });
+    assert.equal(elsewhere.deployment.contracts.ContributionBonds, undefined, 'not the admin');
+    const added = await ensureDeployment(conn, { dataDir: env.dataDir, signer: admin });
+    assert.equal(added.deployedNow, false);
+    const { ContributionBonds: bondsNow, ...rest } = added.deployment.contracts;
+    assert.deepEqual(rest, older);
+    assert.match(bondsNow!, /^0x[0-9a-fA-F]{40}$/);
+    assert.notEqual(bondsNow, deployed);
+    assert.equal(await at(bondsNow!, 'registry'), suite.contracts.DatanetRegistry);
+    assert.equal(await at(bondsNow!, 'treasury'), treasury.address);
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import {
   domainSeparator,
@@ -7,6 +8,7 @@ import {
   parseEventLogs,
   sha256,
   stringToHex,
+  toBytes,
   toHex,
   zeroAddress,
   zeroHash,
@@ -28,12 +30,18 @@ import {
   writeDeployment,
   type ChainConnection,
 } from '../src/chain/index.ts';
+import { canonicalJson } from '../src/datanets/ingest/index.ts';
+import { schema } from '../src/db/index.ts';
+import type { ModelMetadata } from '../src/models/index.ts';
 import {
   modelTypedData,
   type ModelSigningContext,
   type PublishFields,
 } from '../src/models/typed-data.ts';
 import { expectDeployRevert, expectRevert, startTestChain } from './helpers/chain.ts';
+import { CLI_ENTRY } from './helpers/cli.ts';
+import { call, signIn } from './helpers/http.ts';
+import { startTestNode, type TestNode } from './helpers/node.ts';
 
 const deployer = devAccount(0);
 const alice = devAccount(1); // publisher
@@ -192,6 +200,9 @@ describe('ModelRegistry on a local chain', () => {
       SET_SPLIT_TYPEHASH: `SetSplit(address owner,uint256 modelId,Split split,uint256 nonce,uint256 deadline)${split}`,
       SET_ACTIVE_TYPEHASH:
         'SetActive(address owner,uint256 modelId,bool active,uint256 nonce,uint256 deadline)',
+      CHANNEL_WEIGHTS_TYPEHASH: 'ChannelWeights(uint16 span,uint16 influence,uint16 rag)',
+      SET_CHANNEL_WEIGHTS_TYPEHASH:
+        'SetChannelWeights(address owner,uint256 modelId,ChannelWeights weights,uint256 nonce,uint256 deadline)ChannelWeights(uint16 span,uint16 influence,uint16 rag)',
     };
     for (const [constant, type] of Object.entries(expected))
       assert.equal(await read(constant), keccak256(toHex(type)), constant);
@@ -487,6 +498,112 @@ describe('ModelRegistry on a local chain', () => {
     assert.equal(record.publisher, alice.address, 'the publisher stays on record');
   });
 
+  it('gives a model the default channel weights until its holder sets its own, directly or by signature', async () => {
+    const id = publishedId(await send(alice, 'publish', [fields()]));
+    const defaults = { span: 5000, influence: 3000, rag: 2000 };
+    assert.deepEqual(
+      [
+        await read('DEFAULT_SPAN_BPS'),
+        await read('DEFAULT_INFLUENCE_BPS'),
+        await read('DEFAULT_RAG_BPS'),
+      ],
+      [defaults.span, defaults.influence, defaults.rag],
+    );
+    assert.deepEqual(await read('channelWeightsOf', [id]), defaults);
+    await expectRevert(read('channelWeightsOf', [999_999n]), 'UnknownModel');
+
+    const own = { span: 10_000, influence: 0, rag: 0 };
+    const set = await send(alice, 'setChannelWeights', [id, own]);
+    assert.deepEqual(events(set, 'ChannelWeightsSet'), [{ modelId: id, ...own }]);
+    assert.deepEqual(await read('channelWeightsOf', [id]), own);
+    for (const bad of [
+      { span: 5000, influence: 3000, rag: 1999 },
+      { span: 5000, influence: 3000, rag: 2001 },
+      { span: 0, influence: 0, rag: 0 },
+      { span: 65535, influence: 65535, rag: 0 },
+    ])
+      await expectRevert(send(alice, 'setChannelWeights', [id, bad]), 'InvalidChannelWeights');
+    await expectRevert(send(carol, 'setChannelWeights', [id, defaults]), 'NotModelOwner');
+    await expectRevert(send(alice, 'setChannelWeights', [999_999n, defaults]), 'UnknownModel');
+
+    const signWeights = async (
+      key: LocalAccount,
+      weights: typeof own,
+      options: { deadline?: bigint } = {},
+    ) => {
+      const ctx = await signing(key.address, options);
+      const signature = await key.signTypedData(
+        modelTypedData.setChannelWeights(ctx, { owner: key.address, modelId: id, weights }),
+      );
+      return { deadline: ctx.deadline, signature };
+    };
+    const relayed = { span: 6000, influence: 2500, rag: 1500 };
+    const signed = await signWeights(alice, relayed);
+    // altered weights, a foreign key claiming alice, and a stranger's own signature all fail
+    await expectRevert(
+      send(relayer, 'setChannelWeightsWithSig', [
+        alice.address,
+        id,
+        defaults,
+        signed.deadline,
+        signed.signature,
+      ]),
+      'InvalidSignature',
+    );
+    const forged = await signWeights(carol, relayed);
+    await expectRevert(
+      send(relayer, 'setChannelWeightsWithSig', [
+        alice.address,
+        id,
+        relayed,
+        forged.deadline,
+        forged.signature,
+      ]),
+      'InvalidSignature',
+    );
+    await expectRevert(
+      send(relayer, 'setChannelWeightsWithSig', [
+        carol.address,
+        id,
+        relayed,
+        forged.deadline,
+        forged.signature,
+      ]),
+      'NotModelOwner',
+    );
+    const past = (await now()) - 1n;
+    const expired = await signWeights(alice, relayed, { deadline: past });
+    await expectRevert(
+      send(relayer, 'setChannelWeightsWithSig', [
+        alice.address,
+        id,
+        relayed,
+        past,
+        expired.signature,
+      ]),
+      'ExpiredSignature',
+    );
+    const receipt = await send(relayer, 'setChannelWeightsWithSig', [
+      alice.address,
+      id,
+      relayed,
+      signed.deadline,
+      signed.signature,
+    ]);
+    assert.deepEqual(events(receipt, 'ChannelWeightsSet'), [{ modelId: id, ...relayed }]);
+    assert.deepEqual(await read('channelWeightsOf', [id]), relayed);
+    await expectRevert(
+      send(relayer, 'setChannelWeightsWithSig', [
+        alice.address,
+        id,
+        relayed,
+        signed.deadline,
+        signed.signature,
+      ]),
+      'InvalidSignature',
+    );
+  });
+
   it('is deployed with the suite, wired to its DatanetRegistry', async () => {
     const suite = await deployContracts(conn, { signer: deployer });
     const wired = await conn.publicClient.readContract({
@@ -502,5 +619,208 @@ describe('ModelRegistry on a local chain', () => {
     assert.equal(again.deployedNow, true);
     assert.match(again.deployment.contracts.ModelRegistry, /^0x[0-9a-fA-F]{40}$/);
     assert.notEqual(again.deployment.contracts.DatanetRegistry, suite.contracts.DatanetRegistry);
+  });
+});
+
+describe('model channel weights over the API and the CLI', () => {
+  let node: TestNode;
+  let modelId: number;
+  const base = { span: 5000, influence: 3000, rag: 2000 };
+
+  const chainSend = async (
+    account: LocalAccount,
+    address: Address,
+    abi: unknown,
+    functionName: string,
+    args: readonly unknown[],
+  ) => {
+    const { chain } = node.node.context;
+    const { request } = await chain.publicClient.simulateContract({
+      address,
+      abi,
+      functionName,
+      args,
+      account,
+    } as never);
+    const txHash = await chain.walletFor(account).writeContract(request as never);
+    return chain.publicClient.waitForTransactionReceipt({ hash: txHash });
+  };
+  /** `signer` signs SetChannelWeights for `owner` at `owner`'s nonce, as the node reports it. */
+  const sign = async (
+    signer: LocalAccount,
+    weights: typeof base,
+    owner: Address = signer.address,
+    id = modelId,
+  ) => {
+    const info = (await call(node.url, 'GET', `/api/models/signing-info?address=${owner}`)).body;
+    const ctx = {
+      chainId: info.chainId,
+      registry: info.registry,
+      nonce: BigInt(info.nonce),
+      deadline: BigInt(Math.floor(Date.now() / 1000) + 600),
+    };
+    const signature = await signer.signTypedData(
+      modelTypedData.setChannelWeights(ctx, { owner, modelId: BigInt(id), weights }),
+    );
+    return { ...weights, authorization: { signature, deadline: ctx.deadline.toString() } };
+  };
+
+  before(async () => {
+    node = await startTestNode();
+    const { context } = node.node;
+    const { DatanetRegistry, ModelRegistry } = context.deployment.contracts;
+    // A model published straight on-chain (its metadata blob on this node, its job a row here),
+    // then restored by the node's reconcile: no training needed to exercise the channel weights.
+    await chainSend(carol, DatanetRegistry, DatanetRegistryAbi, 'createDatanet', [
+      hash('datanet'),
+      0,
+    ]);
+    await chainSend(carol, DatanetRegistry, DatanetRegistryAbi, 'commitVersion', [
+      1n,
+      hash('root'),
+      3n,
+      hash('manifest'),
+    ]);
+    const [job] = await context.database.db
+      .insert(schema.jobs)
+      .values({ kind: 'factory.train', owner: alice.address, status: 'succeeded', params: {} })
+      .returning();
+    const metadata: ModelMetadata = {
+      kind: 'openledger.model',
+      formatVersion: 1,
+      name: 'Weighted',
+      description: '',
+      jobId: job!.id,
+      publisher: alice.address,
+      baseModel: { name: 'base', title: 'base', sha256: hash('base').slice(2), bytes: 1 },
+      adapter: {
+        format: 'gguf-lora',
+        sha256: hash('adapter').slice(2),
+        rank: 2,
+        alpha: 4,
+        targets: [],
+      },
+      template: 'chatml',
+      datanets: [{ id: 1, version: 1 }],
+      manifestHash: hash('training manifest'),
+      manifestBlobId: hash('training manifest').slice(2),
+      evaluation: { evalLoss: null, baseEvalLoss: null },
+    };
+    await context.blobs.put(canonicalJson(metadata));
+    await chainSend(alice, ModelRegistry, ModelRegistryAbi, 'publish', [
+      {
+        baseModel: hash('base'),
+        adapterHash: hash('adapter'),
+        manifestHash: hash('training manifest'),
+        metadataHash: sha256(toBytes(canonicalJson(metadata))),
+        datanets: [{ datanetId: 1n, version: 1n }],
+        pricePer1kInput: 1n,
+        pricePer1kOutput: 2n,
+        split: { owner: 6000, stakers: 1000, contributors: 3000 },
+      },
+    ]);
+    assert.deepEqual(await context.publishedModels!.reconcile(), { restored: 1, refreshed: 0 });
+    modelId = 1;
+  });
+  after(() => node?.close());
+
+  it('shows the defaults, sets the holder-signed weights, and refuses everything else', async () => {
+    const shown = await call(node.url, 'GET', `/api/models/${modelId}`);
+    assert.equal(shown.status, 200, JSON.stringify(shown.body));
+    assert.deepEqual(shown.body.channelWeights, base);
+    const put = (token: string | undefined, body: unknown, id = modelId) =>
+      call(node.url, 'PUT', `/api/models/${id}/channel-weights`, {
+        body,
+        ...(token ? { token } : {}),
+      });
+    const aliceToken = await signIn(node.url, alice);
+    const bobToken = await signIn(node.url, bob);
+    const own = { span: 7000, influence: 2000, rag: 1000 };
+
+    const expectError = async (
+      answer: Promise<{ status: number; body: any }>, // eslint-disable-line @typescript-eslint/no-explicit-any
+      status: number,
+      code: string,
+    ) => {
+      const { status: got, body } = await answer;
+      assert.equal(got, status, JSON.stringify(body));
+      assert.equal(body.error.code, code);
+    };
+    await expectError(put(undefined, await sign(alice, own)), 401, 'UNAUTHENTICATED');
+    await expectError(
+      put(aliceToken, await sign(alice, { span: 7000, influence: 2000, rag: 999 })),
+      400,
+      'VALIDATION_FAILED',
+    );
+    await expectError(
+      put(aliceToken, { ...(await sign(alice, own)), span: 6000, rag: 2000 }),
+      401,
+      'INVALID_SIGNATURE',
+    );
+    // bob's key for alice's address; then bob, validly signed, is not the holder
+    await expectError(
+      put(aliceToken, await sign(bob, own, alice.address)),
+      401,
+      'INVALID_SIGNATURE',
+    );
+    await expectError(put(bobToken, await sign(bob, own)), 403, 'FORBIDDEN');
+    await expectError(
+      put(aliceToken, await sign(alice, own, alice.address, 99), 99),
+      404,
+      'MODEL_NOT_FOUND',
+    );
+    assert.deepEqual(
+      (await call(node.url, 'GET', `/api/models/${modelId}`)).body.channelWeights,
+      base,
+    );
+
+    const set = await put(aliceToken, await sign(alice, own));
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.deepEqual(set.body.channelWeights, own);
+    assert.equal(set.body.modelId, modelId);
+    assert.match(set.body.txHash, /^0x[0-9a-f]{64}$/);
+    assert.deepEqual(
+      (await call(node.url, 'GET', `/api/models/${modelId}`)).body.channelWeights,
+      own,
+    );
+  });
+
+  it('sets them from the CLI, signed with the wallet of the holder', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI_ENTRY,
+        'models',
+        'channel-weights',
+        String(modelId),
+        '--url',
+        node.url,
+        '--account',
+        '1',
+        '--span',
+        '10000',
+        '--influence',
+        '0',
+        '--rag',
+        '0',
+        '--json',
+      ],
+      { env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    assert.equal(code, 0, stderr);
+    const answer = JSON.parse(stdout);
+    assert.deepEqual(answer.channelWeights, { span: 10_000, influence: 0, rag: 0 });
+    const onChain = await node.node.context.chain.publicClient.readContract({
+      address: node.node.context.deployment.contracts.ModelRegistry,
+      abi: ModelRegistryAbi,
+      functionName: 'channelWeightsOf',
+      args: [BigInt(modelId)],
+    });
+    assert.deepEqual(onChain, { span: 10_000, influence: 0, rag: 0 });
   });
 });

@@ -12,6 +12,7 @@ import { errorSchema, sendError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { adapterMergeRoutes } from './routes/adapter-merges.ts';
 import { attributionRoutes } from './routes/attribution.ts';
+import { rewardsRoutes } from './routes/rewards.ts';
 import { authRoutes } from './routes/auth.ts';
 import { datanetRoutes } from './routes/datanets.ts';
 import { escrowRoutes } from './routes/escrow.ts';
@@ -108,6 +109,7 @@ export async function buildServer(
   openAiRoutes(app, ctx);
   factorySketchRoutes(app, ctx);
   attributionRoutes(app, ctx);
+  rewardsRoutes(app, ctx);
   adapterMergeRoutes(app, ctx);
 
   const webDir = options.webDir;

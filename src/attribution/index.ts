@@ -28,6 +28,7 @@ export {
   INDEX_JOB_KIND,
   attributionOf,
   indexJob,
+  ledgerFor,
   registerAttributionJobs,
   type IndexJobParams,
 } from './job.ts';
@@ -70,3 +71,18 @@ export {
   type BuildReceiptInput,
   type ReceiptVerification,
 } from './receipt.ts';
+export {
+  attributeInference,
+  promptSha256,
+  type AttributeInput,
+  type AttributionSources,
+  type ModelTerms,
+} from './attribute.ts';
+export { catalogueModelBySha, chainSources } from './sources.ts';
+export {
+  AttributionLedger,
+  collectedPayouts,
+  contributorDatanets,
+  type ClaimView,
+  type EpochView,
+} from './ledger.ts';

@@ -5,6 +5,7 @@
 import type { Address } from 'viem';
 import type { JobContext, JobRunner } from '../jobs/index.ts';
 import type { NodeContext } from '../node/context.ts';
+import { AttributionLedger } from './ledger.ts';
 import { AttributionService, type IndexStatus } from './service.ts';
 
 export const INDEX_JOB_KIND = 'attribution.index';
@@ -35,6 +36,30 @@ export function attributionOf(
     services.set(ctx, service);
   }
   return service;
+}
+
+/**
+ * The node's attribution ledger, when its deployment has what paid attribution needs (the model
+ * registry, the escrow and the settlement); undefined otherwise.
+ */
+export function ledgerFor(ctx: NodeContext): AttributionLedger | undefined {
+  const c = ctx.deployment.contracts;
+  if (!c.ModelRegistry || !c.InferenceEscrow || !c.AttributionSettlement) return undefined;
+  return new AttributionLedger({
+    db: ctx.database.db,
+    blobs: ctx.blobs,
+    chain: ctx.chain,
+    catalog: ctx.models,
+    attribution: attributionOf(ctx),
+    contracts: {
+      ModelRegistry: c.ModelRegistry,
+      InferenceEscrow: c.InferenceEscrow,
+      AttributionSettlement: c.AttributionSettlement,
+      OpenToken: c.OpenToken,
+      ContributionBonds: c.ContributionBonds,
+    },
+    relayer: ctx.relayer,
+  });
 }
 
 export function indexJob(service: AttributionService) {

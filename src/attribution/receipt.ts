@@ -118,7 +118,15 @@ export interface AttributionReceipt {
     channelWeights: ChannelWeights;
   };
   platform: string;
+  /** The block whose chain state gave the model's terms, the stakes and the penalties. */
+  block: number;
   stakers: { address: string; stake: string }[];
+  /**
+   * Contributors whose rewards are cut (ContributionBonds `rewardsCut` at `block`): their
+   * evidence stays in the channels, but they are left out of the payouts, whose contributors'
+   * part goes to the others.
+   */
+  penalized: string[];
   /** The datanet versions attributed against, with the span index shards (blob ids) read. */
   datanets: { id: number; version: number; shards: string[] }[];
   channels: {
@@ -160,6 +168,8 @@ export interface BuildReceiptInput {
   } | null;
   stakers?: readonly { address: string; stake: bigint }[];
   platform: string;
+  block: number | bigint;
+  penalized?: readonly string[];
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -330,7 +340,9 @@ export function buildAttributionReceipt(input: BuildReceiptInput): AttributionRe
       },
     },
     platform: input.platform.toLowerCase(),
+    block: Number(input.block),
     stakers,
+    penalized: [...new Set((input.penalized ?? []).map((a) => a.toLowerCase()))].sort(byString),
     datanets,
     channels: { span, influence, rag: null },
     payouts: [],
@@ -341,8 +353,11 @@ export function buildAttributionReceipt(input: BuildReceiptInput): AttributionRe
 
 /** The payouts a receipt's own terms and weights give (splitFee), as they appear in it. */
 export function recomputePayouts(receipt: AttributionReceipt): ReceiptPayout[] {
+  const cut = new Set(receipt.penalized);
   const weights = (list: readonly ReceiptWeight[] | undefined) =>
-    list?.map((w) => ({ contributor: w.contributor, weight: BigInt(w.weight) })) ?? null;
+    list
+      ?.filter((w) => !cut.has(w.contributor))
+      .map((w) => ({ contributor: w.contributor, weight: BigInt(w.weight) })) ?? null;
   const { payouts } = splitFee({
     fee: BigInt(receipt.inference.fee),
     platformBps: receipt.model.platformBps,

@@ -18,6 +18,8 @@ import type { ChainConnection } from './clients.ts';
 import {
   AttributionSettlementAbi,
   AttributionSettlementBytecode,
+  ContributionBondsAbi,
+  ContributionBondsBytecode,
   DatanetRegistryAbi,
   DatanetRegistryBytecode,
   DevFaucetAbi,
@@ -81,6 +83,26 @@ export function settlementParameters(chainId: number): {
         challengeWindowSeconds: 86_400n,
       };
 }
+/**
+ * The contribution bonds' penalties and unbond delay. The delay is how long a bond stays
+ * slashable after its contributor asks for it back: it must give a datanet's curators time to
+ * review the contribution, so it is a week on a real chain and, like the other delays, minutes on
+ * the local one. Three slashed contributions cut an account's contributor rewards; half of a
+ * duplicate's slashed bond pays whoever proved it (who found it and paid the gas).
+ */
+export function contributionBondParameters(chainId: number): {
+  penaltyPerSlash: bigint;
+  penaltyThreshold: bigint;
+  reporterShareBps: number;
+  unbondDelaySeconds: bigint;
+} {
+  return {
+    penaltyPerSlash: 1n,
+    penaltyThreshold: 3n,
+    reporterShareBps: 5000,
+    unbondDelaySeconds: chainId === LOCAL_CHAIN_ID ? 600n : 7n * 86_400n,
+  };
+}
 export const FAUCET_DRIP = {
   open: parseUnits('1000', 18),
   eth: parseEther('1'),
@@ -97,6 +119,8 @@ export interface Deployment {
     InferenceEscrow?: Address;
     /** Absent from records written before attribution settlement; `ensureDeployment` adds it. */
     AttributionSettlement?: Address;
+    /** Absent from records written before contribution bonds; `ensureDeployment` adds it. */
+    ContributionBonds?: Address;
     DevFaucet?: Address;
   };
   deployer: Address;
@@ -118,8 +142,10 @@ const REQUIRED_CONTRACTS = ['OpenToken', 'DatanetRegistry', 'ModelRegistry'] as 
 
 /**
  * Deploys the contract suite: the OPEN token (supply to the treasury), the datanet registry, the
- * model registry (which checks datanet versions against it) and, on the local chain only, a faucet funded with OPEN and ETH. Each step waits for its receipt, as
- * it must on a real chain, and a reverted step fails the whole deployment with the step named.
+ * model registry (which checks datanet versions against it), the inference escrow, the
+ * attribution settlement, the contribution bonds and, on the local chain only, a faucet funded
+ * with OPEN and ETH. Each step waits for its receipt, as it must on a real chain, and a reverted
+ * step fails the whole deployment with the step named.
  */
 export async function deployContracts(
   conn: ChainConnection,
@@ -176,7 +202,9 @@ export async function deployContracts(
   contracts.InferenceEscrow = escrow.address;
   const settlement = await deploySettlement(conn, options.signer, escrow.address, treasury, step);
   contracts.AttributionSettlement = settlement.address;
-  let lastBlock = settlement.blockNumber;
+  const bonds = await deployBonds(conn, options.signer, contracts, treasury, step);
+  contracts.ContributionBonds = bonds.address;
+  let lastBlock = bonds.blockNumber;
 
   if (local) {
     const faucet = await step('deploy DevFaucet', () =>
@@ -301,6 +329,38 @@ async function deploySettlement(
 }
 
 /**
+ * Deploys the contribution bonds over OPEN and the datanet registry. `signer` administers it and,
+ * by the constructor, holds PARAMS_ROLE (the penalty parameters) until governance (issue #8).
+ */
+async function deployBonds(
+  conn: ChainConnection,
+  signer: LocalAccount,
+  contracts: Pick<Deployment['contracts'], 'OpenToken' | 'DatanetRegistry'>,
+  treasury: Address,
+  step: (name: string, send: () => Promise<Hash>) => Promise<TransactionReceipt>,
+): Promise<{ address: Address; blockNumber: bigint }> {
+  const { penaltyPerSlash, penaltyThreshold, reporterShareBps, unbondDelaySeconds } =
+    contributionBondParameters(conn.chain.id);
+  const deployed = await step('deploy ContributionBonds', () =>
+    conn.walletFor(signer).deployContract({
+      abi: ContributionBondsAbi,
+      bytecode: ContributionBondsBytecode,
+      args: [
+        contracts.OpenToken,
+        contracts.DatanetRegistry,
+        signer.address,
+        treasury,
+        penaltyPerSlash,
+        penaltyThreshold,
+        reporterShareBps,
+        unbondDelaySeconds,
+      ],
+    }),
+  );
+  return { address: getAddress(deployed.contractAddress!), blockNumber: deployed.blockNumber };
+}
+
+/**
  * True when the record holds the whole suite and every recorded contract still has code on the
  * chain (a reset chain has none).
  */
@@ -346,12 +406,15 @@ export async function ensureDeployment(
 ): Promise<{ deployment: Deployment; deployedNow: boolean }> {
   const recorded = await readDeployment(options.dataDir, conn.chain.id);
   if (recorded && (await isDeploymentLive(conn, recorded))) {
-    // A record from before payments or settlement: add what it lacks next to the live suite
+    // A record from before payments, settlement or bonds: add what it lacks next to the live suite
     // rather than redeploying the registries (which would orphan every datanet and model on them).
-    // Only the deployer administers the escrow, so only it can let a settlement release from it.
+    // Only the deployer administers the escrow, so only it can let a settlement release from it;
+    // and only it adds the bonds, so that the suite keeps one administrator.
+    const isDeployer = options.signer?.address === recorded.deployer;
     const missing =
       !recorded.contracts.InferenceEscrow ||
-      (!recorded.contracts.AttributionSettlement && options.signer?.address === recorded.deployer);
+      (isDeployer &&
+        (!recorded.contracts.AttributionSettlement || !recorded.contracts.ContributionBonds));
     if (missing && options.signer) {
       const transactions: Record<string, Hash> = {};
       const step = async (name: string, send: () => Promise<Hash>) => {
@@ -377,6 +440,11 @@ export async function ensureDeployment(
           step,
         )
       ).address;
+      if (isDeployer) {
+        contracts.ContributionBonds ??= (
+          await deployBonds(conn, options.signer, contracts, recorded.treasury, step)
+        ).address;
+      }
       const updated: Deployment = {
         ...recorded,
         contracts,

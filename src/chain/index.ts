@@ -13,6 +13,7 @@ export {
   FAUCET_FUNDING,
   OPEN_TOTAL_SUPPLY,
   PLATFORM_FEE_BPS,
+  contributionBondParameters,
   deployContracts,
   deploymentFile,
   escrowParameters,
@@ -27,6 +28,7 @@ export { LOCAL_CHAIN_ID, anvilBinaryPath, startLocalChain } from './local.ts';
 export type { LocalChain } from './local.ts';
 export {
   AttributionSettlementAbi,
+  ContributionBondsAbi,
   DatanetRegistryAbi,
   DevFaucetAbi,
   InferenceEscrowAbi,

@@ -363,7 +363,7 @@ signerOptions(
   .option('--quantize-base <bits>', 'QLoRA: the frozen base as q8_0 or q4_0 blocks (default none)')
   .action((options) => train(options, out));
 registerExportCommand(program, out, signerOptions);
-registerModelsCommand(program, out);
+registerModelsCommand(program, out, signerOptions);
 registerJobsCommands(program, out, signerOptions);
 registerChatCommands(program, out, signerOptions);
 registerAttributionCommands(program, out, signerOptions);

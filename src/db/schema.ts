@@ -431,3 +431,89 @@ export const adapterMerges = pgTable(
   },
   (t) => [index('adapter_merges_created_by_idx').on(t.createdBy)],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Proof of Attribution (src/attribution/ledger.ts). A paid call keeps its exact prompt tokens
+// and output text, which attribution needs (and a caller needs to verify a receipt); each gets an
+// attribution receipt and its payouts; each fee epoch gets the roots this node posted.
+
+export const inferencePayloads = pgTable('inference_payloads', {
+  /** The usage row (the inference receipt id). */
+  usageId: uuid('usage_id')
+    .primaryKey()
+    .references(() => inferenceUsage.id),
+  /** The exact prompt token ids (their sha256 as uint32 LE is the receipt's inputSha256). */
+  promptTokens: jsonb('prompt_tokens').$type<number[]>().notNull(),
+  output: text('output').notNull(),
+});
+
+export type AttributionStatus = 'attributed' | 'failed';
+
+export const attributionReceipts = pgTable(
+  'attribution_receipts',
+  {
+    /** The inference receipt id. */
+    usageId: uuid('usage_id')
+      .primaryKey()
+      .references(() => inferenceUsage.id),
+    publishedModelId: integer('published_model_id').notNull(),
+    status: text('status').$type<AttributionStatus>().notNull(),
+    /** The canonical receipt and its sha256 (null until attributed). */
+    receipt: jsonb('receipt'),
+    hash: text('hash'),
+    /** The block whose chain state the receipt was built at. */
+    block: bigint('block', { mode: 'number' }),
+    error: jsonb('error').$type<{ code: string; message: string }>(),
+    attempts: integer('attempts').notNull().default(0),
+    /** The fee epoch its charge landed in, and what the charge actually collected (wei). */
+    epoch: integer('epoch'),
+    collected: text('collected'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('attribution_receipts_epoch_idx').on(t.epoch),
+    index('attribution_receipts_model_idx').on(t.publishedModelId),
+  ],
+);
+
+/** One row per (receipt, address): what the receipt pays it, as posted in its epoch. */
+export const attributionPayouts = pgTable(
+  'attribution_payouts',
+  {
+    usageId: uuid('usage_id')
+      .notNull()
+      .references(() => attributionReceipts.usageId),
+    address: text('address').notNull(),
+    /** OPEN wei of the collected fee (decimal string). */
+    amount: text('amount').notNull(),
+    /** platform, owner, staker, contributor: what it is paid as (detail: per role). */
+    role: text('role').notNull(),
+    detail: jsonb('detail').$type<Record<string, string>>().notNull(),
+    /** A contributor's amount by datanet id (by evidence), for the earnings views. */
+    datanets: jsonb('datanets').$type<Record<string, string>>().notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.usageId, t.address] }),
+    index('attribution_payouts_address_idx').on(t.address),
+  ],
+);
+
+export type EpochStatus = 'posted' | 'challenged' | 'voided' | 'finalized';
+
+export const attributionEpochs = pgTable('attribution_epochs', {
+  /** The escrow's fee epoch. */
+  epoch: integer('epoch').primaryKey(),
+  status: text('status').$type<EpochStatus>().notNull(),
+  receiptsRoot: text('receipts_root').notNull(),
+  payoutsRoot: text('payouts_root').notNull(),
+  /** OPEN wei distributed by this posting. */
+  total: text('total').notNull(),
+  receipts: integer('receipts').notNull(),
+  /** StandardMerkleTree dumps: receipts (attribution receipt hashes) and cumulative payouts. */
+  receiptsTree: jsonb('receipts_tree').notNull(),
+  payoutsTree: jsonb('payouts_tree').notNull(),
+  txHash: text('tx_hash').notNull(),
+  gasUsed: bigint('gas_used', { mode: 'number' }).notNull(),
+  postedAt: timestamp('posted_at', { withTimezone: true }).notNull().defaultNow(),
+});

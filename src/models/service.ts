@@ -16,7 +16,7 @@ import { schema } from '../db/index.ts';
 import { OpenLedgerError } from '../errors.ts';
 import { TRAIN_JOB_KIND, type TrainingManifest, type TrainResult } from '../factory/index.ts';
 import type { JobRow, JobRunner } from '../jobs/index.ts';
-import type { PublishFields, RevenueSplit } from './typed-data.ts';
+import type { ModelChannelWeights, PublishFields, RevenueSplit } from './typed-data.ts';
 
 export type ModelRow = typeof schema.models.$inferSelect;
 
@@ -294,14 +294,77 @@ export class ModelService {
    * A model, brought up to date with the chain first (prices, split and activity may have been
    * changed there directly), with its current holder.
    */
-  async get(id: number): Promise<ModelView & { holder: Address }> {
-    const [row] = await this.deps.db.select().from(schema.models).where(eq(schema.models.id, id));
-    if (!row) throw new OpenLedgerError('MODEL_NOT_FOUND', `There is no published model ${id}.`);
-    const [fresh, holder] = await Promise.all([
+  async get(
+    id: number,
+  ): Promise<ModelView & { holder: Address; channelWeights: ModelChannelWeights }> {
+    const row = await this.row(id);
+    const [fresh, holder, channelWeights] = await Promise.all([
       this.refresh(row),
       this.read('ownerOf', [BigInt(id)]) as Promise<Address>,
+      this.channelWeights(id),
     ]);
-    return { ...view(fresh), holder: getAddress(holder) };
+    return { ...view(fresh), holder: getAddress(holder), channelWeights };
+  }
+
+  /**
+   * How Proof of Attribution weighs its channels for model `id`, read from the ModelRegistry
+   * (the holder's setting, or the registry's published defaults). Not mirrored in the table:
+   * settlements must use the chain's value, and a holder may change it there directly.
+   */
+  async channelWeights(id: number): Promise<ModelChannelWeights> {
+    const w = (await this.read('channelWeightsOf', [BigInt(id)])) as ModelChannelWeights;
+    return { span: w.span, influence: w.influence, rag: w.rag };
+  }
+
+  /**
+   * Sets model `id`'s channel weights: relays the holder's signed SetChannelWeights (see
+   * `modelTypedData.setChannelWeights`) to the ModelRegistry.
+   */
+  async setChannelWeights(input: {
+    id: number;
+    /** The signed-in wallet: the model's holder, who signed. */
+    owner: Address;
+    weights: ModelChannelWeights;
+    authorization: ModelAuthorization;
+  }): Promise<{ modelId: number; channelWeights: ModelChannelWeights; txHash: Hex }> {
+    await this.row(input.id);
+    checkChannelWeights(input.weights);
+    const weights = {
+      span: input.weights.span,
+      influence: input.weights.influence,
+      rag: input.weights.rag,
+    };
+    let receipt: TransactionReceipt;
+    try {
+      receipt = await this.relay('setChannelWeightsWithSig', [
+        getAddress(input.owner),
+        BigInt(input.id),
+        weights,
+        input.authorization.deadline,
+        input.authorization.signature,
+      ]);
+    } catch (error) {
+      if (
+        error instanceof OpenLedgerError &&
+        error.code === 'INVALID_SIGNATURE' &&
+        (error.details as { revert?: string } | undefined)?.revert === 'InvalidSignature'
+      ) {
+        throw new OpenLedgerError(
+          'INVALID_SIGNATURE',
+          `The signature does not cover these channel weights for model ${input.id} by ${getAddress(input.owner)} at its current nonce.`,
+          {
+            hint: 'Sign SetChannelWeights with the nonce from GET /api/models/signing-info, as the signed-in wallet.',
+            cause: error,
+          },
+        );
+      }
+      throw error;
+    }
+    return {
+      modelId: input.id,
+      channelWeights: await this.channelWeights(input.id),
+      txHash: receipt.transactionHash,
+    };
   }
 
   /**
@@ -340,6 +403,12 @@ export class ModelService {
         `Job ${jobId} is a ${job.kind} job, not a training job.`,
       );
     return job;
+  }
+
+  private async row(id: number): Promise<ModelRow> {
+    const [row] = await this.deps.db.select().from(schema.models).where(eq(schema.models.id, id));
+    if (!row) throw new OpenLedgerError('MODEL_NOT_FOUND', `There is no published model ${id}.`);
+    return row;
   }
 
   private async byJob(jobId: string): Promise<ModelRow | undefined> {
@@ -533,6 +602,24 @@ export function checkSplit(split: RevenueSplit): void {
   }
 }
 
+/** Channel weights as ModelRegistry accepts them: whole basis points adding up to 10,000. */
+export function checkChannelWeights(w: ModelChannelWeights): void {
+  const parts = [w.span, w.influence, w.rag];
+  if (
+    !parts.every((p) => Number.isInteger(p) && p >= 0 && p <= BPS) ||
+    parts.reduce((a, b) => a + b, 0) !== BPS
+  ) {
+    throw new OpenLedgerError(
+      'VALIDATION_FAILED',
+      `The channel weights must be three whole basis-point shares adding up to ${BPS}; got span ${w.span}, influence ${w.influence}, rag ${w.rag}.`,
+      {
+        hint: 'They weigh span matches, training influence and retrieval citations in the contributor share, e.g. span 5000, influence 3000, rag 2000 (the default).',
+        details: { field: 'channelWeights' },
+      },
+    );
+  }
+}
+
 function checkPrice(field: string, value: bigint): void {
   if (value < 0n || value > MAX_PRICE)
     throw new OpenLedgerError('VALIDATION_FAILED', `${field} must be a uint256 amount of wei.`, {
@@ -550,6 +637,10 @@ const REGISTRY_ERRORS: Record<string, [OpenLedgerError['code'], string]> = {
   ],
   InvalidDatanetCount: ['VALIDATION_FAILED', 'A model cites 1 to 32 datanet versions.'],
   InvalidSplit: ['VALIDATION_FAILED', 'The revenue split must add up to 10000 basis points.'],
+  InvalidChannelWeights: [
+    'VALIDATION_FAILED',
+    'The channel weights must add up to 10000 basis points.',
+  ],
   EmptyHash: ['VALIDATION_FAILED', 'The base model, adapter and manifest hashes must be set.'],
   InvalidSignature: [
     'INVALID_SIGNATURE',

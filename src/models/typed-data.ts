@@ -23,6 +23,16 @@ export interface RevenueSplit {
   contributors: number;
 }
 
+/**
+ * How Proof of Attribution weighs its channels for a model (ModelRegistry `ChannelWeights`), in
+ * basis points adding up to 10,000.
+ */
+export interface ModelChannelWeights {
+  span: number;
+  influence: number;
+  rag: number;
+}
+
 /** What a Publish signature covers (besides the owner, nonce and deadline). */
 export interface PublishFields {
   /** sha256 of the base model's GGUF file. */
@@ -53,6 +63,12 @@ const Split = [
   { name: 'owner', type: 'uint16' },
   { name: 'stakers', type: 'uint16' },
   { name: 'contributors', type: 'uint16' },
+] as const;
+
+const ChannelWeights = [
+  { name: 'span', type: 'uint16' },
+  { name: 'influence', type: 'uint16' },
+  { name: 'rag', type: 'uint16' },
 ] as const;
 
 /** The registry's EIP-712 types, field for field as `ModelRegistry` hashes them. */
@@ -94,6 +110,16 @@ export const MODEL_REGISTRY_TYPES = {
     ],
     Split,
   },
+  SetChannelWeights: {
+    SetChannelWeights: [
+      { name: 'owner', type: 'address' },
+      { name: 'modelId', type: 'uint256' },
+      { name: 'weights', type: 'ChannelWeights' },
+      { name: 'nonce', type: 'uint256' },
+      { name: 'deadline', type: 'uint256' },
+    ],
+    ChannelWeights,
+  },
   SetActive: {
     SetActive: [
       { name: 'owner', type: 'address' },
@@ -131,6 +157,10 @@ export const modelTypedData = {
     ctx: ModelSigningContext,
     m: { owner: Address; modelId: bigint; split: RevenueSplit },
   ) => message(ctx, 'SetSplit', m),
+  setChannelWeights: (
+    ctx: ModelSigningContext,
+    m: { owner: Address; modelId: bigint; weights: ModelChannelWeights },
+  ) => message(ctx, 'SetChannelWeights', m),
   setActive: (ctx: ModelSigningContext, m: { owner: Address; modelId: bigint; active: boolean }) =>
     message(ctx, 'SetActive', m),
 };

@@ -7,6 +7,7 @@ import type { Database } from '../db/index.ts';
 import type { ModelCatalog } from '../factory/index.ts';
 import type { JobRunner } from '../jobs/index.ts';
 import type { ModelService } from '../models/index.ts';
+import type { AttributionLedger } from '../attribution/ledger.ts';
 import type { EscrowService } from '../payments/escrow.ts';
 import type { ServingEngine } from '../serving/index.ts';
 
@@ -39,4 +40,9 @@ export interface NodeContext {
   serving: ServingEngine;
   /** Paid inference: the OPEN escrow (absent without an InferenceEscrow, when every call is free). */
   escrow: EscrowService | undefined;
+  /**
+   * Proof of Attribution: receipts of paid calls, epoch postings and claims (absent without an
+   * escrow and an AttributionSettlement).
+   */
+  ledger: AttributionLedger | undefined;
 }

@@ -24,6 +24,7 @@ import { ModelCatalog, registerFactoryJobs } from '../factory/index.ts';
 import { ensureBaseModel } from '../factory/download.ts';
 import { JobRunner } from '../jobs/index.ts';
 import { ModelService } from '../models/index.ts';
+import { ledgerFor } from '../attribution/job.ts';
 import { EscrowService } from '../payments/escrow.ts';
 import { ServingEngine } from '../serving/index.ts';
 import { VERSION } from '../version.ts';
@@ -171,7 +172,9 @@ export async function startNode(
         payments: escrow,
       }),
       escrow,
+      ledger: undefined,
     };
+    context.ledger = ledgerFor(context);
 
     if (context.datanets) {
       const datanets = context.datanets;
@@ -194,6 +197,14 @@ export async function startNode(
         await escrow.stop();
         if (relayer) await escrow.settle().catch(() => undefined);
       });
+    }
+    if (context.ledger) {
+      const ledger = context.ledger;
+      // Attributes paid calls and posts closed epochs, periodically.
+      ledger.start(undefined, (error) =>
+        onProgress({ step: `attribution round failed: ${(error as Error).message}` }),
+      );
+      cleanups.push(() => ledger.stop());
     }
     if (serving.baseModels.length > 0) {
       await step(`loading base model(s) ${serving.baseModels.join(', ')}`, () =>

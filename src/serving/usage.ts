@@ -83,7 +83,7 @@ export async function recordUsage(
     fee: input.feeWei === undefined ? null : input.feeWei.toString(),
   };
   const hash = receiptHash(receipt);
-  await db.insert(schema.inferenceUsage).values({
+  const row = {
     id: receipt.id,
     caller: receipt.caller,
     credentialId: input.caller.credentialId,
@@ -100,6 +100,20 @@ export async function recordUsage(
     receiptHash: hash,
     feeWei: receipt.fee,
     createdAt: new Date(receipt.createdAt),
-  });
+  };
+  if (receipt.fee === null) {
+    await db.insert(schema.inferenceUsage).values(row);
+  } else {
+    // A paid call keeps what attribution reads (and what its caller needs to verify the
+    // attribution receipt): the exact prompt tokens and the output.
+    await db.transaction(async (tx) => {
+      await tx.insert(schema.inferenceUsage).values(row);
+      await tx.insert(schema.inferencePayloads).values({
+        usageId: receipt.id,
+        promptTokens: [...input.promptTokens],
+        output: input.output,
+      });
+    });
+  }
   return { receipt, hash };
 }

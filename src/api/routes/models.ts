@@ -20,6 +20,28 @@ const Split = Type.Object(
       'Basis points of what is left after the platform fee, adding up to 10000 (default owner 6000, stakers 1000, contributors 3000).',
   },
 );
+const ChannelWeightsBody = Type.Object(
+  {
+    span: Bps,
+    influence: Bps,
+    rag: Bps,
+    authorization: Type.Object(
+      {
+        signature: Type.String({ pattern: '^0x[0-9a-fA-F]+$', maxLength: 20000 }),
+        deadline: Uint,
+      },
+      {
+        description:
+          "The holder's EIP-712 SetChannelWeights signature and its deadline (unix seconds).",
+      },
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Basis points of the contributor share by Proof of Attribution channel (span matches, training influence, retrieval citations), adding up to 10000.',
+  },
+);
 const PublishBody = {
   jobId: Type.String({ format: 'uuid', description: 'A succeeded training job of yours.' }),
   name: Type.Optional(Type.String({ maxLength: 80 })),
@@ -183,11 +205,37 @@ export function modelRoutes(app: FastifyInstance, ctx: NodeContext): void {
     {
       schema: {
         tags: ['models'],
-        summary: 'A published model, refreshed from the chain, with its current holder',
+        summary:
+          'A published model, refreshed from the chain, with its current holder and its attribution channel weights',
         params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
         response: errors(404),
       },
     },
     async (req) => service(ctx).get((req.params as { id: number }).id),
+  );
+  app.put(
+    '/api/models/:id/channel-weights',
+    {
+      schema: {
+        tags: ['models'],
+        summary:
+          "Set a model's Proof of Attribution channel weights: its holder signs SetChannelWeights (nonce from /api/models/signing-info); the node relays it to the ModelRegistry",
+        params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+        body: ChannelWeightsBody,
+        response: errors(400, 401, 403, 404, 503),
+      },
+    },
+    async (req) => {
+      const body = req.body as Static<typeof ChannelWeightsBody>;
+      return service(ctx).setChannelWeights({
+        id: (req.params as { id: number }).id,
+        owner: requirePrincipal(req).address,
+        weights: { span: body.span, influence: body.influence, rag: body.rag },
+        authorization: {
+          signature: body.authorization.signature as Hex,
+          deadline: BigInt(body.authorization.deadline),
+        },
+      });
+    },
   );
 }

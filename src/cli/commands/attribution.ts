@@ -4,6 +4,7 @@ import { OpenLedgerError } from '../../errors.ts';
 import { NodeClient } from '../client.ts';
 import type { Output } from '../output.ts';
 import { authenticatedClient, type AuthFlags } from './keys.ts';
+import { registerRewardCommands } from './rewards.ts';
 import { parseDatanetRef } from './train.ts';
 
 type SignerOptions = (command: Command) => Command;
@@ -136,7 +137,10 @@ export function registerAttributionCommands(
 ): void {
   const attribution = program
     .command('attribution')
-    .description('proof of attribution: span indexes of datanet versions, n-gram queries, traces');
+    .description(
+      'proof of attribution: receipts of paid calls, verify, earnings, claims, epochs; span indexes, n-gram queries, traces',
+    );
+  registerRewardCommands(attribution, out, signer);
 
   signer(
     attribution

@@ -1,11 +1,15 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
+import type { Address, Hex } from 'viem';
+import { resolveSigner } from '../../chain/index.ts';
 import { CONFIG_ENV, DEFAULT_DATA_DIR } from '../../config.ts';
 import { OpenLedgerError } from '../../errors.ts';
 import { buildBuiltinModel } from '../../factory/builtin/build.ts';
 import { resolveModelSource } from '../../factory/download.ts';
+import { modelTypedData, type ModelChannelWeights } from '../../models/typed-data.ts';
 import { DEFAULT_NODE_URL, NodeClient } from '../client.ts';
 import type { Output } from '../output.ts';
+import type { AuthFlags } from './keys.ts';
 
 interface ListedModel {
   name: string;
@@ -96,8 +100,99 @@ export async function modelsBuildBase(
   );
 }
 
-/** Registers `models add`, `models list` and `models build-base`. */
-export function registerModelsCommand(program: Command, out: Output): void {
+/** Signatures stay valid for an hour, as with `publish`. */
+const DEADLINE_SECONDS = 3600;
+const CHANNELS = ['span', 'influence', 'rag'] as const;
+
+/**
+ * `openledger models channel-weights <id> [--span N --influence N --rag N]`: shows a published
+ * model's Proof of Attribution channel weights, or (with the three flags) has its holder set
+ * them: the CLI's wallet signs SetChannelWeights and the node relays it to the ModelRegistry.
+ */
+export async function modelsChannelWeights(
+  flags: AuthFlags & { id: string; span?: string; influence?: string; rag?: string },
+  out: Output,
+): Promise<void> {
+  const id = Number(flags.id);
+  if (!Number.isSafeInteger(id) || id < 1)
+    throw new OpenLedgerError('BAD_REQUEST', `${flags.id}: expected a Model ID (1, 2, ...).`);
+  const given = CHANNELS.filter((c) => flags[c] !== undefined);
+  const client = new NodeClient(flags.url);
+  const show = (m: { id: number; channelWeights: ModelChannelWeights; txHash?: string }) =>
+    [
+      `model ${m.id} channel weights (share of the contributor pool)`,
+      ...CHANNELS.map((c) => `  ${c.padEnd(10)}${m.channelWeights[c] / 100}%`),
+      ...(m.txHash ? [`  tx        ${m.txHash}`] : []),
+    ].join('\n');
+  if (given.length === 0) {
+    const model = await client.request<{ id: number; channelWeights: ModelChannelWeights }>(
+      'GET',
+      `/api/models/${id}`,
+    );
+    out.result({ modelId: model.id, channelWeights: model.channelWeights }, () => show(model));
+    return;
+  }
+  if (given.length !== CHANNELS.length)
+    throw new OpenLedgerError(
+      'BAD_REQUEST',
+      'Give all of --span, --influence and --rag (basis points adding up to 10000), or none to show the weights.',
+    );
+  const weights = Object.fromEntries(
+    CHANNELS.map((c) => {
+      const text = flags[c]!.trim();
+      if (!/^\d{1,5}$/.test(text))
+        throw new OpenLedgerError('BAD_REQUEST', `--${c} ${text}: expected whole basis points.`);
+      return [c, Number(text)];
+    }),
+  ) as unknown as ModelChannelWeights;
+
+  const { local } = await client.request<{ local: boolean }>('GET', '/api/status');
+  const signer = await resolveSigner({
+    account: flags.account === undefined ? undefined : Number(flags.account),
+    privateKey: process.env.OPENLEDGER_PRIVATE_KEY,
+    keystore: flags.keystore,
+    keystorePassword: process.env.OPENLEDGER_KEYSTORE_PASSWORD,
+    local,
+  });
+  await client.signIn(signer);
+  const signing = await client.request<{ chainId: number; registry: Address; nonce: string }>(
+    'GET',
+    `/api/models/signing-info?address=${signer.address}`,
+  );
+  const ctx = {
+    chainId: signing.chainId,
+    registry: signing.registry,
+    nonce: BigInt(signing.nonce),
+    deadline: BigInt(Math.floor(Date.now() / 1000) + DEADLINE_SECONDS),
+  };
+  const signature: Hex = await signer.signTypedData(
+    modelTypedData.setChannelWeights(ctx, {
+      owner: signer.address,
+      modelId: BigInt(id),
+      weights,
+    }),
+  );
+  out.progress('setting the channel weights on-chain');
+  const set = await client.request<{
+    modelId: number;
+    channelWeights: ModelChannelWeights;
+    txHash: string;
+  }>('PUT', `/api/models/${id}/channel-weights`, {
+    ...weights,
+    authorization: { signature, deadline: ctx.deadline.toString() },
+  });
+  out.progressDone('set');
+  out.result(set, (r) =>
+    show({ id: r.modelId, channelWeights: r.channelWeights, txHash: r.txHash }),
+  );
+}
+
+/** Registers `models add`, `models list`, `models build-base` and `models channel-weights`. */
+export function registerModelsCommand(
+  program: Command,
+  out: Output,
+  signerOptions: (command: Command) => Command,
+): void {
   const models = program.command('models').description('base models of the node (model factory)');
   models
     .command('add')
@@ -144,5 +239,20 @@ export function registerModelsCommand(program: Command, out: Output): void {
         backend: 'auto' | 'onnxruntime' | 'typescript';
         steps?: string;
       }) => modelsBuildBase(options, out),
+    );
+  signerOptions(
+    models
+      .command('channel-weights')
+      .description(
+        "show a published model's Proof of Attribution channel weights, or set them as its holder (all three flags, basis points adding up to 10000)",
+      )
+      .argument('<id>', 'the Model ID'),
+  )
+    .option('--span <bps>', 'weight of exact span matches against the training data')
+    .option('--influence <bps>', 'weight of training influence (gradient sketches)')
+    .option('--rag <bps>', 'weight of retrieval (RAG) citations')
+    .action(
+      (id: string, options: AuthFlags & { span?: string; influence?: string; rag?: string }) =>
+        modelsChannelWeights({ ...options, id }, out),
     );
 }
