@@ -173,6 +173,19 @@ describe(
       assert.equal(deposited.status, 200, JSON.stringify(deposited.body));
     };
 
+    /** Runs the CLI against the node with `--json`. */
+    const cli = (args: string[], env: Record<string, string> = {}) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI_ENTRY, ...args, '--url', node.url, '--json'], {
+          env: { ...process.env, ...env },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+      });
+
     after(async () => {
       await node?.close();
       await rm(dataDir, { recursive: true, force: true });
@@ -232,18 +245,7 @@ describe(
 
     it('verifies the receipt from public data with the CLI, and names the first tampered field', async () => {
       const key = await caller.call('POST', '/api/keys', { name: 'verify' });
-      const env = { ...process.env, OPENLEDGER_API_KEY: key.body.key as string };
-      const run = (args: string[]) =>
-        new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-          const child = spawn(process.execPath, [CLI_ENTRY, ...args, '--url', node.url, '--json'], {
-            env,
-          });
-          let stdout = '';
-          let stderr = '';
-          child.stdout.on('data', (d) => (stdout += d));
-          child.stderr.on('data', (d) => (stderr += d));
-          child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-        });
+      const run = (args: string[]) => cli(args, { OPENLEDGER_API_KEY: key.body.key as string });
       const ok = await run(['attribution', 'verify', usageId]);
       assert.equal(ok.code, 0, ok.stderr);
       const result = JSON.parse(ok.stdout);
@@ -297,7 +299,42 @@ describe(
       const early = await contributors[1]!.call('GET', `/api/attribution/claims/${planted}`);
       assert.equal(early.body.claimable, '0');
       assert.equal(early.body.pendingPosted, amount.toString());
+
+      // Anyone may dispute the posting within its window (bonding 100 OPEN); the arbiter rejects.
+      const epoch = String(posted.body.posted[0]);
+      assert.equal((await contributors[2]!.call('POST', '/api/faucet', {})).status, 200);
+      const evidence = path.join(dataDir, 'evidence.json');
+      await writeFile(evidence, JSON.stringify({ epoch, claim: 'recomputed differently' }));
+      const challenged = await cli([
+        'attribution',
+        'challenge',
+        epoch,
+        '--evidence',
+        evidence,
+        '--account',
+        '3',
+      ]);
+      assert.equal(challenged.code, 0, challenged.stderr);
+      const disputed = await operator.call('GET', '/api/attribution/epochs');
+      assert.equal(disputed.body.epochs[0].status, 'challenged');
+      const twice = await cli([
+        'attribution',
+        'challenge',
+        epoch,
+        '--evidence',
+        evidence,
+        '--account',
+        '2',
+      ]);
+      assert.equal(twice.code, 1);
+      assert.match(twice.stderr, /NotChallengeable/);
+      const resolved = await cli(['attribution', 'resolve', epoch, '--rejected', '--account', '0']);
+      assert.equal(resolved.code, 0, resolved.stderr);
       await warp(600); // the challenge window passes
+      assert.equal(
+        (await operator.call('GET', '/api/attribution/epochs')).body.epochs[0].final,
+        true,
+      );
 
       const before = await balanceOf(planted);
       const claimed = await contributors[1]!.call('POST', '/api/attribution/claims', {});

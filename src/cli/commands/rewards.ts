@@ -10,7 +10,17 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { Address } from 'viem';
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  type Abi,
+  type Address,
+  type Hash,
+  type LocalAccount,
+} from 'viem';
+import { resolveSigner } from '../../chain/accounts.ts';
+import type { ChainConnection } from '../../chain/clients.ts';
+import { AttributionSettlementAbi, OpenTokenAbi } from '../../chain/generated/contracts.ts';
 import {
   attributeInference,
   catalogueModelBySha,
@@ -197,6 +207,65 @@ export async function verifyBundle(
   return verifyAttributionReceipt(claimed, recomputed);
 }
 
+function epochNumber(value: string): bigint {
+  if (!/^\d+$/.test(value))
+    throw new OpenLedgerError('BAD_REQUEST', `"${value}" is not an epoch number.`);
+  return BigInt(value);
+}
+
+/** The CLI's own wallet on the node's chain, for actions its holder sends (and pays gas for). */
+async function walletContext(flags: AuthFlags) {
+  const client = new NodeClient(flags.url);
+  const status = await client.request<{
+    rpcUrl: string;
+    local: boolean;
+    contracts: Record<string, Address>;
+  }>('GET', '/api/status');
+  const settlement = status.contracts.AttributionSettlement;
+  const token = status.contracts.OpenToken;
+  if (!settlement || !token)
+    throw new OpenLedgerError(
+      'SETTLEMENT_UNAVAILABLE',
+      'The node names no attribution settlement.',
+    );
+  const account = await resolveSigner({
+    account: flags.account === undefined ? undefined : Number(flags.account),
+    privateKey: process.env.OPENLEDGER_PRIVATE_KEY,
+    keystore: flags.keystore,
+    keystorePassword: process.env.OPENLEDGER_KEYSTORE_PASSWORD,
+    local: status.local,
+  });
+  return { chain: await connectChain(status.rpcUrl), account, settlement, token };
+}
+
+/** Simulates (so a revert comes back by name), sends and waits for one transaction. */
+async function send(
+  chain: ChainConnection,
+  account: LocalAccount,
+  call: { address: Address; abi: Abi; functionName: string; args: readonly unknown[] },
+): Promise<Hash> {
+  try {
+    const { request } = await chain.publicClient.simulateContract({ ...call, account } as never);
+    const hash = await chain.walletFor(account).writeContract(request as never);
+    await chain.publicClient.waitForTransactionReceipt({ hash });
+    return hash;
+  } catch (cause) {
+    const reverted =
+      cause instanceof BaseError
+        ? cause.walk((e) => e instanceof ContractFunctionRevertedError)
+        : null;
+    const name =
+      reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
+    throw new OpenLedgerError(
+      name ? 'CONFLICT' : 'CHAIN_UNAVAILABLE',
+      name
+        ? `${call.functionName} was refused on-chain: ${name}${reverted instanceof ContractFunctionRevertedError && reverted.data?.args ? `(${reverted.data.args.map(String).join(', ')})` : ''}.`
+        : `${call.functionName} failed: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
+      { cause },
+    );
+  }
+}
+
 export function registerRewardCommands(attribution: Command, out: Output, signer: SignerOptions) {
   signer(
     attribution
@@ -358,6 +427,76 @@ export function registerRewardCommands(attribution: Command, out: Output, signer
       );
     },
   );
+
+  signer(
+    attribution
+      .command('challenge')
+      .description(
+        "dispute a posted epoch within its challenge window: bonds the settlement's challenge bond from your wallet (you pay the gas)",
+      )
+      .argument('<epoch>', 'the epoch')
+      .requiredOption(
+        '--evidence <file>',
+        'what the arbiter should look at (e.g. a verify report or a bundle); its sha256 goes on-chain',
+      ),
+  ).action(async (epoch: string, options: AuthFlags & { evidence: string }) => {
+    const { chain, account, settlement, token } = await walletContext(options);
+    const evidenceHash = `0x${createHash('sha256')
+      .update(await readFile(options.evidence))
+      .digest('hex')}` as const;
+    const bond = await chain.publicClient.readContract({
+      address: settlement,
+      abi: AttributionSettlementAbi,
+      functionName: 'challengeBond',
+    });
+    out.progress(`approving the challenge bond of ${open(bond)}`);
+    await send(chain, account, {
+      address: token,
+      abi: OpenTokenAbi,
+      functionName: 'approve',
+      args: [settlement, bond],
+    });
+    out.progress(`challenging epoch ${epoch}`);
+    const tx = await send(chain, account, {
+      address: settlement,
+      abi: AttributionSettlementAbi,
+      functionName: 'challenge',
+      args: [epochNumber(epoch), evidenceHash],
+    });
+    out.result(
+      { epoch: Number(epoch), evidenceHash, bond: bond.toString(), tx },
+      (r) =>
+        `challenged epoch ${r.epoch} (evidence ${r.evidenceHash}, bond ${open(r.bond)}) in ${r.tx}`,
+    );
+  });
+
+  signer(
+    attribution
+      .command('resolve')
+      .description(
+        'arbiters: decide an open challenge (upheld: the poster is slashed, the epoch voided)',
+      )
+      .argument('<epoch>', 'the epoch'),
+  )
+    .option('--upheld', 'the challenge is right')
+    .option('--rejected', 'the posting stands')
+    .action(
+      async (epoch: string, options: AuthFlags & { upheld?: boolean; rejected?: boolean }) => {
+        if (Boolean(options.upheld) === Boolean(options.rejected))
+          throw new OpenLedgerError('BAD_REQUEST', 'Give exactly one of --upheld or --rejected.');
+        const { chain, account, settlement } = await walletContext(options);
+        const tx = await send(chain, account, {
+          address: settlement,
+          abi: AttributionSettlementAbi,
+          functionName: 'resolve',
+          args: [epochNumber(epoch), Boolean(options.upheld)],
+        });
+        out.result(
+          { epoch: Number(epoch), upheld: Boolean(options.upheld), tx },
+          (r) => `${r.upheld ? 'upheld' : 'rejected'} the challenge of epoch ${r.epoch} in ${r.tx}`,
+        );
+      },
+    );
 
   signer(
     attribution
