@@ -3,7 +3,11 @@ pragma solidity ^0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
 /// @notice The part of DatanetRegistry this contract reads: owners, curators and row proofs.
@@ -52,13 +56,26 @@ interface IDatanetRegistryRows {
 /// is slashed at most once. Bonds leave only through `requestUnbond` then, `unbondDelay` seconds
 /// later, `unbond`: a bond cannot vanish right before a slash, which stays possible during the
 /// delay. Scores only grow; the parameters (governance later) are held by `PARAMS_ROLE`.
-contract ContributionBonds is AccessControl, ReentrancyGuard {
+///
+/// Every action a wallet takes also has a relayed form, so a node can submit it and pay the gas:
+/// `bondWithPermit` (an ERC-2612 permit of OPEN instead of an approval), `requestUnbondWithSig`
+/// and `slashMaliciousWithSig` (EIP-712 signatures with per-signer nonces, as the registries),
+/// and `unbond`, which anyone may call for a contributor since the bond only ever goes back to it.
+contract ContributionBonds is AccessControl, ReentrancyGuard, EIP712, Nonces {
     using SafeERC20 for IERC20;
 
     /// @notice Sets the penalty parameters, the reporter share, the unbond delay and the treasury.
     bytes32 public constant PARAMS_ROLE = keccak256("PARAMS_ROLE");
     /// @notice Basis points in a whole.
     uint16 public constant BPS = 10_000;
+    /// @notice EIP-712 type of a relayed `requestUnbond`.
+    bytes32 public constant REQUEST_UNBOND_TYPEHASH = keccak256(
+        "RequestUnbond(address contributor,uint256 datanetId,bytes32 contributionId,uint256 nonce,uint256 deadline)"
+    );
+    /// @notice EIP-712 type of a relayed `slashMalicious`.
+    bytes32 public constant SLASH_MALICIOUS_TYPEHASH = keccak256(
+        "SlashMalicious(address curator,uint256 datanetId,bytes32 contributionId,address contributor,bytes32 reasonHash,uint256 nonce,uint256 deadline)"
+    );
 
     /// @notice A contributor's bond on one contribution.
     /// @param amount OPEN wei bonded
@@ -147,6 +164,8 @@ contract ContributionBonds is AccessControl, ReentrancyGuard {
     error NotLater(uint256 laterVersion, uint256 earlierVersion);
     error SameContribution(bytes32 contributionId);
     error InvalidRowProof(uint256 datanetId, uint256 version);
+    error ExpiredSignature(uint256 deadline);
+    error InvalidSignature(address signer);
 
     /// @param token_ the OPEN token
     /// @param registry_ the DatanetRegistry
@@ -165,7 +184,7 @@ contract ContributionBonds is AccessControl, ReentrancyGuard {
         uint64 penaltyThreshold_,
         uint16 reporterShareBps_,
         uint64 unbondDelay_
-    ) {
+    ) EIP712("OpenLedger ContributionBonds", "1") {
         if (address(token_) == address(0) || address(registry_) == address(0) || admin == address(0)) {
             revert ZeroAddress();
         }
@@ -184,37 +203,64 @@ contract ContributionBonds is AccessControl, ReentrancyGuard {
     /// contribution `contributionId` to datanet `datanetId`. Adding cancels a pending unbond
     /// request: the bond is meant to stay.
     function bond(uint256 datanetId, bytes32 contributionId, uint256 amount) external nonReentrant {
-        if (amount == 0) revert ZeroAmount();
-        if (_slashed[datanetId][contributionId][msg.sender]) {
-            revert AlreadySlashed(datanetId, contributionId, msg.sender);
-        }
-        Bond storage b = _bonds[datanetId][contributionId][msg.sender];
-        b.amount += amount;
-        b.unlockAt = 0;
-        emit Bonded(datanetId, contributionId, msg.sender, amount, b.amount);
-        token.safeTransferFrom(msg.sender, address(this), amount);
+        _bond(msg.sender, datanetId, contributionId, amount);
+    }
+
+    /// @notice `bond` for `contributor`, who signed an ERC-2612 permit of `amount` OPEN to this
+    /// contract instead of approving it. A permit that fails (e.g. someone submitted it first) is
+    /// ignored: the transfer then needs the allowance to be there already, and fails without it.
+    function bondWithPermit(
+        address contributor,
+        uint256 datanetId,
+        bytes32 contributionId,
+        uint256 amount,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant {
+        try IERC20Permit(address(token)).permit(contributor, address(this), amount, deadline, v, r, s) {} catch {}
+        _bond(contributor, datanetId, contributionId, amount);
     }
 
     /// @notice Starts the delay after which the caller may take its whole bond on the contribution back.
     function requestUnbond(uint256 datanetId, bytes32 contributionId) external {
-        Bond storage b = _bonds[datanetId][contributionId][msg.sender];
-        if (b.amount == 0) revert NotBonded(datanetId, contributionId, msg.sender);
-        uint64 unlockAt = uint64(block.timestamp) + unbondDelay;
-        b.unlockAt = unlockAt;
-        emit UnbondRequested(datanetId, contributionId, msg.sender, unlockAt);
+        _requestUnbond(msg.sender, datanetId, contributionId);
     }
 
-    /// @notice Pays the caller its whole bond on the contribution once the requested delay has passed.
-    function unbond(uint256 datanetId, bytes32 contributionId) external nonReentrant {
-        Bond storage b = _bonds[datanetId][contributionId][msg.sender];
+    /// @notice `requestUnbond` on behalf of `contributor`, who signed `RequestUnbond`.
+    function requestUnbondWithSig(
+        address contributor,
+        uint256 datanetId,
+        bytes32 contributionId,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        _checkSignature(
+            contributor,
+            keccak256(
+                abi.encode(
+                    REQUEST_UNBOND_TYPEHASH, contributor, datanetId, contributionId, _useNonce(contributor), deadline
+                )
+            ),
+            deadline,
+            signature
+        );
+        _requestUnbond(contributor, datanetId, contributionId);
+    }
+
+    /// @notice Pays `contributor` its whole bond on the contribution once the requested delay has
+    /// passed. Anyone may call it: the bond only ever goes to `contributor`.
+    function unbond(uint256 datanetId, bytes32 contributionId, address contributor) external nonReentrant {
+        Bond storage b = _bonds[datanetId][contributionId][contributor];
         uint256 amount = b.amount;
-        if (amount == 0) revert NotBonded(datanetId, contributionId, msg.sender);
+        if (amount == 0) revert NotBonded(datanetId, contributionId, contributor);
         uint64 unlockAt = b.unlockAt;
-        if (unlockAt == 0) revert UnbondNotRequested(datanetId, contributionId, msg.sender);
-        if (block.timestamp < unlockAt) revert BondLocked(datanetId, contributionId, msg.sender, unlockAt);
-        delete _bonds[datanetId][contributionId][msg.sender];
-        emit Unbonded(datanetId, contributionId, msg.sender, amount);
-        token.safeTransfer(msg.sender, amount);
+        if (unlockAt == 0) revert UnbondNotRequested(datanetId, contributionId, contributor);
+        if (block.timestamp < unlockAt) revert BondLocked(datanetId, contributionId, contributor, unlockAt);
+        delete _bonds[datanetId][contributionId][contributor];
+        emit Unbonded(datanetId, contributionId, contributor, amount);
+        token.safeTransfer(contributor, amount);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -228,15 +274,27 @@ contract ContributionBonds is AccessControl, ReentrancyGuard {
         external
         nonReentrant
     {
-        if (registry.datanet(datanetId).owner != msg.sender && !registry.isCurator(datanetId, msg.sender)) {
-            revert NotOwnerOrCurator(datanetId, msg.sender);
-        }
-        if (_bonds[datanetId][contributionId][contributor].amount == 0) {
-            revert NotBonded(datanetId, contributionId, contributor);
-        }
-        (uint256 slashed, uint256 score) = _slash(datanetId, contributionId, contributor);
-        emit SlashedMalicious(datanetId, contributionId, contributor, msg.sender, reasonHash, slashed, score);
-        token.safeTransfer(treasury, slashed);
+        _slashMalicious(msg.sender, datanetId, contributionId, contributor, reasonHash);
+    }
+
+    /// @notice `slashMalicious` decided by `curator` (the datanet's owner or a curator), who signed
+    /// `SlashMalicious`.
+    function slashMaliciousWithSig(
+        address curator,
+        uint256 datanetId,
+        bytes32 contributionId,
+        address contributor,
+        bytes32 reasonHash,
+        uint256 deadline,
+        bytes calldata signature
+    ) external nonReentrant {
+        _checkSignature(
+            curator,
+            _slashMaliciousHash(curator, datanetId, contributionId, contributor, reasonHash, deadline),
+            deadline,
+            signature
+        );
+        _slashMalicious(curator, datanetId, contributionId, contributor, reasonHash);
     }
 
     /// @notice Proves that the `later` contribution re-uploaded row `rowHash`, which the `earlier`
@@ -312,6 +370,80 @@ contract ContributionBonds is AccessControl, ReentrancyGuard {
     // ---------------------------------------------------------------------------------------------
     // Internals
     // ---------------------------------------------------------------------------------------------
+
+    function _bond(address contributor, uint256 datanetId, bytes32 contributionId, uint256 amount) private {
+        if (amount == 0) revert ZeroAmount();
+        if (_slashed[datanetId][contributionId][contributor]) {
+            revert AlreadySlashed(datanetId, contributionId, contributor);
+        }
+        Bond storage b = _bonds[datanetId][contributionId][contributor];
+        b.amount += amount;
+        b.unlockAt = 0;
+        emit Bonded(datanetId, contributionId, contributor, amount, b.amount);
+        token.safeTransferFrom(contributor, address(this), amount);
+    }
+
+    function _requestUnbond(address contributor, uint256 datanetId, bytes32 contributionId) private {
+        Bond storage b = _bonds[datanetId][contributionId][contributor];
+        if (b.amount == 0) revert NotBonded(datanetId, contributionId, contributor);
+        uint64 unlockAt = uint64(block.timestamp) + unbondDelay;
+        b.unlockAt = unlockAt;
+        emit UnbondRequested(datanetId, contributionId, contributor, unlockAt);
+    }
+
+    function _slashMalicious(
+        address curator,
+        uint256 datanetId,
+        bytes32 contributionId,
+        address contributor,
+        bytes32 reasonHash
+    ) private {
+        if (registry.datanet(datanetId).owner != curator && !registry.isCurator(datanetId, curator)) {
+            revert NotOwnerOrCurator(datanetId, curator);
+        }
+        if (_bonds[datanetId][contributionId][contributor].amount == 0) {
+            revert NotBonded(datanetId, contributionId, contributor);
+        }
+        (uint256 slashed, uint256 score) = _slash(datanetId, contributionId, contributor);
+        emit SlashedMalicious(datanetId, contributionId, contributor, curator, reasonHash, slashed, score);
+        token.safeTransfer(treasury, slashed);
+    }
+
+    /// @dev Split from `slashMaliciousWithSig`, whose arguments alone fill most of the stack.
+    function _slashMaliciousHash(
+        address curator,
+        uint256 datanetId,
+        bytes32 contributionId,
+        address contributor,
+        bytes32 reasonHash,
+        uint256 deadline
+    ) private returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                SLASH_MALICIOUS_TYPEHASH,
+                curator,
+                datanetId,
+                contributionId,
+                contributor,
+                reasonHash,
+                _useNonce(curator),
+                deadline
+            )
+        );
+    }
+
+    /// @dev `signature` must be `signer`'s (ECDSA for an EOA, ERC-1271 for a contract) over the
+    /// struct hash, which already consumed `signer`'s nonce (so a signature works once).
+    function _checkSignature(address signer, bytes32 structHash, uint256 deadline, bytes calldata signature)
+        private
+        view
+    {
+        if (signer == address(0)) revert ZeroAddress();
+        if (block.timestamp > deadline) revert ExpiredSignature(deadline);
+        if (!SignatureChecker.isValidSignatureNowCalldata(signer, _hashTypedDataV4(structHash), signature)) {
+            revert InvalidSignature(signer);
+        }
+    }
 
     /// @dev Marks the contribution slashed, takes its whole bond and raises the contributor's score.
     function _slash(uint256 datanetId, bytes32 contributionId, address contributor)

@@ -5,6 +5,7 @@ import {
   getAddress,
   keccak256,
   parseEventLogs,
+  parseSignature,
   parseUnits,
   stringToHex,
   zeroAddress,
@@ -29,6 +30,11 @@ import {
   writeDeployment,
   type ChainConnection,
 } from '../src/chain/index.ts';
+import {
+  requestUnbondTypedData,
+  slashMaliciousTypedData,
+} from '../src/datanets/bonds-typed-data.ts';
+import { permitTypedData } from '../src/payments/typed-data.ts';
 import {
   contractCalls,
   expectDeployRevert,
@@ -66,6 +72,7 @@ describe('ContributionBonds on a local chain', () => {
   const bondsAbi = [
     ...ContributionBondsAbi,
     ...DatanetRegistryAbi.filter((item) => item.type === 'error'),
+    ...OpenTokenAbi.filter((item) => item.type === 'error'),
   ];
   const abiOf = (address: Address): Abi =>
     (address === bonds
@@ -197,23 +204,26 @@ describe('ContributionBonds on a local chain', () => {
     assert.equal((await bondOf(id, alice.address)).amount, OPEN('5'));
     assert.equal(await balance(bonds), OPEN('5'));
 
-    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'UnbondNotRequested');
+    await expectRevert(
+      simulate(alice, 'unbond', [datanet, id, alice.address]),
+      'UnbondNotRequested',
+    );
     await send(alice, 'requestUnbond', [datanet, id]);
     const { unlockAt } = await bondOf(id, alice.address);
     const now = (await conn.publicClient.getBlock()).timestamp;
     assert.equal(unlockAt, now + DELAY);
-    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'BondLocked');
+    await expectRevert(simulate(alice, 'unbond', [datanet, id, alice.address]), 'BondLocked');
     // Adding to the bond cancels the request: the delay starts again from a new request.
     await send(alice, 'bond', [datanet, id, OPEN('1')]);
     assert.equal((await bondOf(id, alice.address)).unlockAt, 0n);
     await send(alice, 'requestUnbond', [datanet, id]);
     await warp(DELAY - 5n);
-    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'BondLocked');
+    await expectRevert(simulate(alice, 'unbond', [datanet, id, alice.address]), 'BondLocked');
     await warp(5n);
-    await send(alice, 'unbond', [datanet, id]);
+    await send(alice, 'unbond', [datanet, id, alice.address]);
     assert.equal(await balance(alice.address), before);
     assert.equal((await bondOf(id, alice.address)).amount, 0n);
-    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'NotBonded');
+    await expectRevert(simulate(alice, 'unbond', [datanet, id, alice.address]), 'NotBonded');
   });
 
   it('lets only the owner or a curator slash a bonded contribution as malicious', async () => {
@@ -255,7 +265,7 @@ describe('ContributionBonds on a local chain', () => {
       'NotBonded',
     );
     await expectRevert(simulate(alice, 'bond', [datanet, id, OPEN('1')]), 'AlreadySlashed');
-    await expectRevert(simulate(alice, 'unbond', [datanet, id]), 'NotBonded');
+    await expectRevert(simulate(alice, 'unbond', [datanet, id, alice.address]), 'NotBonded');
   });
 
   it('slashes a re-uploaded row proven against an earlier version, once', async () => {
@@ -342,6 +352,145 @@ describe('ContributionBonds on a local chain', () => {
     assert.equal(await read('penaltyScore', [alice.address]), 2n * PER_SLASH);
     assert.equal(await read('rewardsCut', [alice.address]), true);
     assert.equal(await read('rewardsCut', [bob.address]), false);
+  });
+
+  it('relays a permit bond, a signed unbond request and a signed slash, each signature once', async () => {
+    const id = hash('contribution bob, relayed');
+    const chainId = conn.chain.id;
+    const deadline = (await conn.publicClient.getBlock()).timestamp + 600n;
+    const nonceOf = (who: Address) => read<bigint>('nonces', [who]);
+    const tokenNonce = (who: Address) => read<bigint>('nonces', [who], token);
+    await send(bob, 'approve', [bonds, 0n], token); // only the permit may allow the transfer
+    const permit = async (value: bigint, signer = bob) =>
+      parseSignature(
+        await signer.signTypedData(
+          permitTypedData({
+            chainId,
+            token,
+            escrow: bonds,
+            owner: bob.address,
+            value,
+            nonce: await tokenNonce(bob.address),
+            deadline,
+          }),
+        ),
+      );
+    const bondArgs = (sig: { v?: bigint; r: Hex; s: Hex }, value: bigint) =>
+      [bob.address, datanet, id, value, deadline, Number(sig.v), sig.r, sig.s] as const;
+    // A permit signed by someone else allows nothing: the transfer fails on the allowance.
+    await expectRevert(
+      simulate(mallory, 'bondWithPermit', bondArgs(await permit(OPEN('2'), mallory), OPEN('2'))),
+      'ERC20InsufficientAllowance',
+    );
+    const good = await permit(OPEN('2'));
+    // Someone submits the permit first: the relayed bond still goes through on its allowance.
+    await send(
+      mallory,
+      'permit',
+      [bob.address, bonds, OPEN('2'), deadline, Number(good.v), good.r, good.s],
+      token,
+    );
+    await send(mallory, 'bondWithPermit', bondArgs(good, OPEN('2')));
+    assert.equal((await bondOf(id, bob.address)).amount, OPEN('2'));
+    await expectRevert(
+      simulate(mallory, 'bondWithPermit', bondArgs(good, OPEN('2'))), // replayed: allowance used
+      'ERC20InsufficientAllowance',
+    );
+
+    const unbondSig = async (signer: typeof bob, nonce: bigint, until = deadline) =>
+      signer.signTypedData(
+        requestUnbondTypedData(
+          { chainId, bonds, nonce, deadline: until },
+          { contributor: bob.address, datanetId: datanet, contributionId: id },
+        ),
+      );
+    const nonce = await nonceOf(bob.address);
+    await expectRevert(
+      simulate(mallory, 'requestUnbondWithSig', [
+        bob.address,
+        datanet,
+        id,
+        deadline,
+        await unbondSig(mallory, nonce),
+      ]),
+      'InvalidSignature',
+    );
+    const past = (await conn.publicClient.getBlock()).timestamp - 1n;
+    await expectRevert(
+      simulate(mallory, 'requestUnbondWithSig', [
+        bob.address,
+        datanet,
+        id,
+        past,
+        await unbondSig(bob, nonce, past),
+      ]),
+      'ExpiredSignature',
+    );
+    const signed = await unbondSig(bob, nonce);
+    await send(mallory, 'requestUnbondWithSig', [bob.address, datanet, id, deadline, signed]);
+    assert.notEqual((await bondOf(id, bob.address)).unlockAt, 0n);
+    assert.equal(await nonceOf(bob.address), nonce + 1n);
+    await expectRevert(
+      simulate(mallory, 'requestUnbondWithSig', [bob.address, datanet, id, deadline, signed]),
+      'InvalidSignature', // the nonce moved on
+    );
+    await expectRevert(simulate(mallory, 'unbond', [datanet, id, bob.address]), 'BondLocked');
+
+    const reason = hash('relayed spam');
+    const slashSig = async (signer: typeof curator, as: Address) =>
+      signer.signTypedData(
+        slashMaliciousTypedData(
+          { chainId, bonds, nonce: await nonceOf(as), deadline },
+          {
+            curator: as,
+            datanetId: datanet,
+            contributionId: id,
+            contributor: bob.address,
+            reasonHash: reason,
+          },
+        ),
+      );
+    const slashArgs = (as: Address, signature: Hex) =>
+      [as, datanet, id, bob.address, reason, deadline, signature] as const;
+    await expectRevert(
+      simulate(
+        admin,
+        'slashMaliciousWithSig',
+        slashArgs(curator.address, await slashSig(mallory, curator.address)),
+      ),
+      'InvalidSignature',
+    );
+    await expectRevert(
+      simulate(
+        admin,
+        'slashMaliciousWithSig',
+        slashArgs(mallory.address, await slashSig(mallory, mallory.address)),
+      ),
+      'NotOwnerOrCurator', // a valid signature, but not a curator's
+    );
+    const bySig = await slashSig(curator, curator.address);
+    const receipt = await send(mallory, 'slashMaliciousWithSig', slashArgs(curator.address, bySig));
+    assert.equal(events(receipt, 'SlashedMalicious')[0]!.curator, curator.address);
+    assert.equal(await read('slashed', [datanet, id, bob.address]), true);
+    await expectRevert(
+      simulate(mallory, 'slashMaliciousWithSig', slashArgs(curator.address, bySig)),
+      'InvalidSignature',
+    );
+    await send(bob, 'approve', [bonds, OPEN('100')], token);
+  });
+
+  it('pays an unlocked bond to its contributor whoever calls unbond', async () => {
+    const id = hash('contribution alice, unbonded by a stranger');
+    await send(alice, 'bond', [datanet, id, OPEN('1')]);
+    await send(alice, 'requestUnbond', [datanet, id]);
+    await warp(DELAY);
+    const [aliceBefore, malloryBefore] = [
+      await balance(alice.address),
+      await balance(mallory.address),
+    ];
+    await send(mallory, 'unbond', [datanet, id, alice.address]);
+    assert.equal(await balance(alice.address), aliceBefore + OPEN('1'));
+    assert.equal(await balance(mallory.address), malloryBefore);
   });
 
   it('lets only PARAMS_ROLE change the parameters', async () => {

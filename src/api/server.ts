@@ -15,6 +15,7 @@ import { attributionRoutes } from './routes/attribution.ts';
 import { rewardsRoutes } from './routes/rewards.ts';
 import { authRoutes } from './routes/auth.ts';
 import { datanetRoutes } from './routes/datanets.ts';
+import { bondRoutes } from './routes/bonds.ts';
 import { escrowRoutes } from './routes/escrow.ts';
 import { factoryRoutes } from './routes/factory.ts';
 import { factoryEvalRoutes } from './routes/factory-eval.ts';
@@ -100,6 +101,7 @@ export async function buildServer(
   keyRoutes(app, ctx);
   tokenRoutes(app, ctx);
   escrowRoutes(app, ctx);
+  bondRoutes(app, ctx);
   datanetRoutes(app, ctx);
   jobRoutes(app, ctx);
   factoryRoutes(app, ctx);

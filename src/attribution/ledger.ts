@@ -153,10 +153,10 @@ export class AttributionLedger {
    * rounds post every sixth time (30 s); `post: true` (an operator asking) always does.
    */
   run(
-    options: { post?: boolean } = {},
+    options: { post?: boolean; retryFailed?: boolean } = {},
   ): Promise<{ attributed: number; failed: number; assigned: number; posted: number[] }> {
     const round = async () => {
-      const { attributed, failed } = await this.attributePending();
+      const { attributed, failed } = await this.attributePending(options.retryFailed);
       const assigned = await this.assignEpochs();
       const post = options.post ?? this.rounds++ % 6 === 0;
       const posted = this.deps.relayer && post ? await this.postClosedEpochs() : [];
@@ -183,7 +183,9 @@ export class AttributionLedger {
 
   // ----- 1. attribution -------------------------------------------------------------------------
 
-  async attributePending(): Promise<{ attributed: number; failed: number }> {
+  /** Attributes paid calls without a receipt (and failed ones: all of them with `retryFailed`). */
+  async attributePending(retryFailed = false): Promise<{ attributed: number; failed: number }> {
+    const attempts = retryFailed ? 2 ** 31 - 1 : MAX_ATTEMPTS;
     const u = schema.inferenceUsage;
     const r = schema.attributionReceipts;
     const rows = await this.deps.db
@@ -195,7 +197,7 @@ export class AttributionLedger {
           isNotNull(u.feeWei),
           isNotNull(u.publishedModelId),
           sql`${u.feeWei} <> '0'`,
-          sql`(${r.usageId} is null or (${r.status} = 'failed' and ${r.attempts} < ${MAX_ATTEMPTS}))`,
+          sql`(${r.usageId} is null or (${r.status} = 'failed' and ${r.attempts} < ${attempts}))`,
         ),
       )
       .orderBy(asc(u.createdAt))

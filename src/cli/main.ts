@@ -28,6 +28,7 @@ import {
 import { registerAttributionCommands } from './commands/attribution.ts';
 import { registerChatCommands } from './commands/chat.ts';
 import { deploy } from './commands/deploy.ts';
+import { registerBondCommands } from './commands/bonds.ts';
 import { registerEscrowCommands } from './commands/escrow.ts';
 import { registerExportCommand } from './commands/export.ts';
 import { registerJobsCommands } from './commands/jobs.ts';
@@ -368,6 +369,7 @@ registerJobsCommands(program, out, signerOptions);
 registerChatCommands(program, out, signerOptions);
 registerAttributionCommands(program, out, signerOptions);
 registerEscrowCommands(program, out, signerOptions);
+registerBondCommands(program, out, signerOptions);
 registerRouterCommand(program, out);
 
 signerOptions(

@@ -275,7 +275,7 @@ export function rewardsRoutes(app: FastifyInstance, ctx: NodeContext): void {
       schema: {
         tags: ['attribution'],
         summary:
-          'Operators: attribute pending paid calls, assign their epochs and post every closed epoch now (also runs every few seconds)',
+          'Operators: attribute pending paid calls (retrying failed ones), assign their epochs and post every closed epoch now (also runs every few seconds)',
         response: errors(401, 403, 503),
       },
     },
@@ -286,7 +286,7 @@ export function rewardsRoutes(app: FastifyInstance, ctx: NodeContext): void {
           'FORBIDDEN',
           'Only the node operator may run attribution rounds.',
         );
-      return ledger.run({ post: true });
+      return ledger.run({ post: true, retryFailed: true });
     },
   );
 }
