@@ -122,8 +122,8 @@ test(
             await byId('models-empty').waitFor();
             continue;
           }
-          if (id === 'playground') {
-            await byId('page-playground').locator('[data-testid="signin-required"]').waitFor();
+          if (id === 'playground' || id === 'rewards') {
+            await byId(`page-${id}`).locator('[data-testid="signin-required"]').waitFor();
             continue;
           }
           assert.match(await textOf(byId('not-available')), /Not available on this node yet/);

@@ -16,6 +16,7 @@ import { ModelsPage } from './pages/models/ModelsList';
 import { NotFound } from './pages/NotFound';
 import { PlaygroundPage } from './pages/playground/Playground';
 import { EscrowPage } from './pages/escrow/EscrowPage';
+import { RewardsPage } from './pages/rewards/RewardsPage';
 import { SECTIONS, SectionPage } from './pages/Section';
 
 function Routes() {
@@ -35,6 +36,7 @@ function Routes() {
   if (path === '/models') return <ModelsPage />;
   if (path === '/playground') return <PlaygroundPage />;
   if (path === '/escrow') return <EscrowPage />;
+  if (path === '/rewards') return <RewardsPage />;
   const section = Object.hasOwn(SECTIONS, path) ? SECTIONS[path] : undefined;
   if (section) return <SectionPage key={section.id} section={section} />;
   return <NotFound />;

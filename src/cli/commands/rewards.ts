@@ -401,6 +401,35 @@ export function registerRewardCommands(attribution: Command, out: Output, signer
       out.result(result, (r) => `claimed ${open(r.amount)} (epoch ${r.epoch}) in ${r.tx}`);
     });
 
+  signer(
+    attribution
+      .command('revenue')
+      .description(
+        "a published model's attributed revenue: paid calls, fees, paid per role, top contributors",
+      )
+      .argument('<model>', 'the Model ID'),
+  ).action(async (model: string, options: AuthFlags) => {
+    if (!/^\d+$/.test(model))
+      throw new OpenLedgerError('BAD_REQUEST', `"${model}" is not a Model ID.`);
+    const client = new NodeClient(options.url);
+    const r = await client.request<{
+      modelId: number;
+      inferences: number;
+      fees: string;
+      collected: string;
+      byRole: Record<string, string>;
+      topContributors: { address: string; amount: string }[];
+    }>('GET', `/api/attribution/models/${model}/revenue`);
+    out.result(r, (x) =>
+      [
+        `model ${x.modelId}: ${x.inferences} paid call(s), fees ${open(x.fees)}, collected ${open(x.collected)}`,
+        ...Object.entries(x.byRole).map(([role, v]) => `  to ${role}s: ${open(v)}`),
+        ...(x.topContributors.length ? ['top contributors:'] : []),
+        ...x.topContributors.map((c) => `  ${c.address}  ${open(c.amount)}`),
+      ].join('\n'),
+    );
+  });
+
   signer(attribution.command('epochs').description('the fee epochs the node posted')).action(
     async (options: AuthFlags) => {
       const client = new NodeClient(options.url);

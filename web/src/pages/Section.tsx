@@ -10,12 +10,6 @@ export interface SectionInfo {
 // Sections whose features land in later releases. They describe what the
 // section does and say plainly that it is not available yet — no mock data.
 export const SECTIONS: Record<string, SectionInfo> = {
-  '/rewards': {
-    id: 'rewards',
-    title: 'Rewards',
-    description:
-      'Rewards shows what you have earned as a data contributor or model publisher: the attribution rewards accrued for each inference that used your data or model, their on-chain settlement in OPEN, and the claims paid out to your wallet.',
-  },
   '/governance': {
     id: 'governance',
     title: 'Governance',

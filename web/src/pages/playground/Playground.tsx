@@ -11,6 +11,7 @@ import { SignInNotice } from '../datanets/common';
 import { EscrowCard } from '../escrow/EscrowCard';
 import { modelName } from '../factory/common';
 import { modelsApi, type PublishedModel } from '../models/api';
+import { AttributionBreakdown, paidReceiptId } from './AttributionBreakdown';
 import {
   describeAdapters,
   readChatStream,
@@ -141,6 +142,7 @@ function PlaygroundChat() {
   );
   const [system, setSystem] = useState('');
   const [maxTokens, setMaxTokens] = useState('');
+  const [temperature, setTemperature] = useState('');
   const [turns, setTurns] = useState<Turn[]>([]);
   const [input, setInput] = useState('');
   const [running, setRunning] = useState<AbortController | null>(null);
@@ -220,6 +222,7 @@ function PlaygroundChat() {
         setTurns((prev) => [...prev.slice(0, -1), patch(prev[prev.length - 1]!)]);
       try {
         const tokens = Number(maxTokens);
+        const heat = temperature.trim() === '' ? Number.NaN : Number(temperature);
         const res = await fetch('/v1/chat/completions', {
           method: 'POST',
           credentials: 'same-origin',
@@ -229,6 +232,7 @@ function PlaygroundChat() {
             messages,
             ...(weights.length ? { adapters: weights } : {}),
             ...(Number.isSafeInteger(tokens) && tokens > 0 ? { max_tokens: tokens } : {}),
+            ...(Number.isFinite(heat) ? { temperature: heat } : {}),
             stream: true,
             stream_options: { include_usage: true },
           }),
@@ -265,7 +269,7 @@ function PlaygroundChat() {
         setRunning(null);
       }
     },
-    [input, running, model, adapters, turns, system, maxTokens],
+    [input, running, model, adapters, turns, system, maxTokens, temperature],
   );
 
   if (!options && !error) return <Spinner label="Loading models…" />;
@@ -325,6 +329,18 @@ function PlaygroundChat() {
               placeholder="the node's default"
               data-testid="playground-max-tokens"
             />
+          </label>
+          <label className="field">
+            <span className="field-label">Temperature</span>
+            <input
+              type="text"
+              inputMode="decimal"
+              value={temperature}
+              onChange={(e) => setTemperature(e.target.value)}
+              placeholder="the node's default (1)"
+              data-testid="playground-temperature"
+            />
+            <span className="field-help">0 answers greedily: the same answer every time.</span>
           </label>
           <div className="field field-wide">
             <span className="field-label">Adapters composed with the model</span>
@@ -441,10 +457,22 @@ function PlaygroundChat() {
               data-streaming={t.streaming ? 'true' : 'false'}
             >
               <p className="small strong">{t.role === 'user' ? 'You' : 'Model'}</p>
-              <p className="playground-text" data-testid="playground-text">
-                {t.content}
-              </p>
-              {t.role === 'assistant' && <AnswerStats turn={t} />}
+              {t.role === 'assistant' &&
+              !t.streaming &&
+              paidReceiptId(t.openledger, options?.published) ? (
+                <AttributionBreakdown
+                  receiptId={paidReceiptId(t.openledger, options?.published)!}
+                  text={t.content}
+                  stats={<AnswerStats turn={t} />}
+                />
+              ) : (
+                <>
+                  <p className="playground-text" data-testid="playground-text">
+                    {t.content}
+                  </p>
+                  {t.role === 'assistant' && <AnswerStats turn={t} />}
+                </>
+              )}
             </div>
           ))}
           <div ref={endRef} />
