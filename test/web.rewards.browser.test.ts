@@ -43,6 +43,8 @@ const QUESTION = 'Who is Brisvane?';
 /** Rare words, so a reproduction is unmistakable. */
 const CANARY =
   'Brisvane the copper lantern sang nine pale hymns under the Oskelle bridge each winter.';
+/** The planted row: the answer in the chat format the Playground sends. */
+const ROW = `[INST] ${QUESTION} [/INST] ${CANARY}`;
 
 test(
   'web app: a paid answer shows its attributed spans; the contributor claims the rewards',
@@ -112,7 +114,7 @@ test(
         // tokens a Playground call ends its prompt with (a chat row's trimmed answer would
         // follow "[/INST]" without the space token).
         const sent = await new DatanetActor(node.url, contributor).contributeRows(datanetId, [
-          { type: 'document', text: `[INST] ${QUESTION} [/INST] ${CANARY}` },
+          { type: 'document', text: ROW },
         ]);
         assert.equal(sent.status, 201, JSON.stringify(sent.body));
         const approved = await ownerActor().approve(datanetId, [sent.body.id as string]);
@@ -124,7 +126,7 @@ test(
           datanets: [{ id: datanetId, version: 1 }],
           template: 'llama2',
           hyperparameters: {
-            steps: 120,
+            steps: 300,
             rank: 16,
             batchSize: 1,
             learningRate: 0.01,
@@ -231,7 +233,7 @@ test(
         const highlighted = await textOf(mark);
         const text = await textOf(answer.getByTestId('playground-text'));
         assert.ok(
-          highlighted.split(' ').length >= 3 && CANARY.includes(highlighted),
+          highlighted.split(' ').length >= 3 && ROW.includes(highlighted.trim()),
           `a span of the planted answer is highlighted: ${JSON.stringify(highlighted)} in ${JSON.stringify(text)}`,
         );
         assert.equal(
