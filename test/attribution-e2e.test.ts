@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +21,8 @@ import { BUILTIN_MODELS_DIR, BUILTIN_MODEL_NAME } from '../src/factory/builtin/p
 import { modelTypedData, publishFieldsFromPlan } from '../src/models/index.ts';
 import { startNode, type RunningNode } from '../src/node/index.ts';
 import { permitTypedData } from '../src/payments/typed-data.ts';
+import { NodeClient } from '../src/cli/client.ts';
+import { verifyBundle } from '../src/cli/commands/rewards.ts';
 import { CLI_ENTRY } from './helpers/cli.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { WEB_DIR } from './helpers/node.ts';
@@ -254,6 +256,27 @@ describe(
       assert.equal(result.ok, true);
       const stored = await node.context.ledger!.receiptRow(usageId);
       assert.equal(result.hash, stored!.hash);
+
+      // A verifier without the base model (its own install built another one) fetches the
+      // node's file by the receipt's sha256, anonymously: every input is public.
+      const saved0 = await caller.call('GET', `/api/attribution/receipts/${usageId}`);
+      const cacheDir = path.join(dataDir, 'verify-cache');
+      const elsewhere = await verifyBundle(
+        {
+          kind: 'openledger.attribution-bundle',
+          receipt: saved0.body.receipt,
+          inferenceReceipt: saved0.body.inferenceReceipt,
+          promptTokens: saved0.body.promptTokens,
+          output: saved0.body.output,
+        },
+        new NodeClient(node.url),
+        { modelsDirs: [], onlyGivenDirs: true, cacheDir },
+      );
+      assert.equal(elsewhere.ok, true);
+      assert.equal(
+        (await readdir(path.join(cacheDir, saved0.body.receipt.inference.baseModel.sha256))).length,
+        1,
+      );
 
       // A bundle whose payouts were edited fails at that field.
       const saved = await caller.call('GET', `/api/attribution/receipts/${usageId}`);

@@ -4,12 +4,15 @@
  * revenue per model, the epochs this node posted, claims with their proofs, the public artifacts
  * a verifier downloads, and a server-side verify.
  */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { and, desc, eq, sql } from 'drizzle-orm';
 import { getAddress, isAddress } from 'viem';
 import {
   attributeInference,
+  catalogueModelBySha,
   verifyAttributionReceipt,
   type AttributionLedger,
   type AttributionReceipt,
@@ -154,7 +157,7 @@ export function rewardsRoutes(app: FastifyInstance, ctx: NodeContext): void {
       schema: {
         tags: ['attribution'],
         summary:
-          "A blob a verifier needs, by its sha256: a span index shard (to readers of its datanet), or a published model's adapter, training manifest or gradient sketches",
+          "A file a verifier needs, by its sha256: a span index shard (to readers of its datanet), or a published model's adapter, training manifest, gradient sketches or base model",
         params: Type.Object({ id: Hex64 }),
         response: errors(401, 403, 404),
       },
@@ -174,6 +177,23 @@ export function rewardsRoutes(app: FastifyInstance, ctx: NodeContext): void {
         if (shard) {
           await ctx.datanets?.assertCanRead(shard.datanetId, request.principal?.address);
           allowed = true;
+        }
+      }
+      if (!allowed) {
+        // The base model of a published model, so that a verifier whose own build of it differs
+        // (the built-in model is trained at install) can check receipts of calls it served.
+        const [base] = await ctx.database.db
+          .select({ name: schema.models.baseModelName })
+          .from(schema.models)
+          .where(eq(schema.models.baseModelSha256, id))
+          .limit(1);
+        if (base) {
+          const file = await catalogueModelBySha(ctx.models, base.name, id);
+          return reply
+            .header('x-openledger-sha256', id)
+            .header('content-length', (await stat(file)).size)
+            .type('application/octet-stream')
+            .send(createReadStream(file));
         }
       }
       if (!allowed) throw new OpenLedgerError('NOT_FOUND', `There is no public artifact ${id}.`);

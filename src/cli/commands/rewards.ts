@@ -7,7 +7,8 @@
  * against the sha256 it is named by, and the base model is a local file with the receipt's hash.
  */
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import {
@@ -33,6 +34,7 @@ import { connectChain } from '../../chain/clients.ts';
 import { resolveConfig } from '../../config.ts';
 import { OpenLedgerError } from '../../errors.ts';
 import { ModelCatalog } from '../../factory/models.ts';
+import { writeFileAtomic } from '../../util/fs.ts';
 import { formatOpen } from '../../payments/escrow.ts';
 import type { InferenceReceipt } from '../../serving/usage.ts';
 import { NodeClient } from '../client.ts';
@@ -150,7 +152,14 @@ async function loadBundle(
 export async function verifyBundle(
   bundle: ReceiptBundle,
   client: NodeClient,
-  options: { rpc?: string; modelsDirs?: string[] } = {},
+  options: {
+    rpc?: string;
+    modelsDirs?: string[];
+    /** Look for the base model only in `modelsDirs` (not the usual folders). */
+    onlyGivenDirs?: boolean;
+    /** Where a base model downloaded from the node is kept (default: the system temp folder). */
+    cacheDir?: string;
+  } = {},
 ): Promise<ReceiptVerification> {
   const status = await client.request<{ rpcUrl: string; contracts: Record<string, Address> }>(
     'GET',
@@ -165,8 +174,22 @@ export async function verifyBundle(
   const chain = await connectChain(options.rpc ?? status.rpcUrl);
   const catalog = new ModelCatalog([
     ...(options.modelsDirs ?? []).map((d) => path.resolve(d)),
-    ...resolveConfig({}, process.env).modelsDirs,
+    ...(options.onlyGivenDirs ? [] : resolveConfig({}, process.env).modelsDirs),
   ]);
+  const download = async (id: string): Promise<Uint8Array> => {
+    const response = await fetch(new URL(`/api/attribution/blobs/${id}`, client.url), {
+      headers: client.authorization(),
+    });
+    if (!response.ok)
+      throw new OpenLedgerError(
+        'BLOB_NOT_FOUND',
+        `The node does not give ${id} (${response.status}).`,
+      );
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (createHash('sha256').update(bytes).digest('hex') !== id)
+      throw new OpenLedgerError('BLOB_CORRUPT', `The node's ${id} does not hash to its name.`);
+    return bytes;
+  };
   const claimed = bundle.receipt;
   const recomputed = await attributeInference(
     {
@@ -184,24 +207,25 @@ export async function verifyBundle(
         AttributionSettlement: c.AttributionSettlement,
         ContributionBonds: c.ContributionBonds,
       }),
-      blob: async (id) => {
-        const response = await fetch(new URL(`/api/attribution/blobs/${id}`, client.url), {
-          headers: client.authorization(),
-        });
-        if (!response.ok)
-          throw new OpenLedgerError(
-            'BLOB_NOT_FOUND',
-            `The node does not give blob ${id} (${response.status}).`,
+      blob: download,
+      baseModel: async (name, sha256) => {
+        try {
+          return await catalogueModelBySha(catalog, name, sha256);
+        } catch (error) {
+          // Not here (or built differently here): the node's own file, checked by its sha256.
+          if (!(error instanceof OpenLedgerError) || error.code !== 'BASE_MODEL_MISMATCH')
+            throw error;
+          const dir = path.join(
+            options.cacheDir ?? path.join(tmpdir(), 'openledger-verify'),
+            sha256,
           );
-        const bytes = new Uint8Array(await response.arrayBuffer());
-        if (createHash('sha256').update(bytes).digest('hex') !== id)
-          throw new OpenLedgerError(
-            'BLOB_CORRUPT',
-            `The node's blob ${id} does not hash to its id.`,
-          );
-        return bytes;
+          const file = path.join(dir, `${name.replace(/[^\w.-]/g, '_')}.gguf`);
+          if ((await stat(file).catch(() => undefined))?.isFile()) return file;
+          const bytes = await download(sha256);
+          await writeFileAtomic(file, bytes);
+          return file;
+        }
       },
-      baseModel: (name, sha256) => catalogueModelBySha(catalog, name, sha256),
     },
   );
   return verifyAttributionReceipt(claimed, recomputed);
