@@ -10,11 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { GgufModel } from '../engine/index.ts';
-import { loadModelGguf, readGguf } from '../engine/index.ts';
+import { loadModelGguf } from '../engine/index.ts';
 import { OpenLedgerError } from '../errors.ts';
 import type { TrainingManifest } from '../factory/dataset.ts';
 import { loadSketches } from '../factory/sketches.ts';
-import { loadTokenizer } from '../factory/tokenizers.ts';
 import { receiptHash, type InferenceReceipt } from '../serving/usage.ts';
 import { influenceOfOutput, influenceWeights, sketchContributors } from './influence.ts';
 import {
@@ -22,7 +21,7 @@ import {
   type AttributionReceipt,
   type InfluenceEvidence,
 } from './receipt.ts';
-import { delimiterTokens, tokenizerSha256 } from './service.ts';
+import { tokenizerInfo, type TokenizerInfo } from './service.ts';
 import { SpanShard } from './shard.ts';
 import { SpanIndex, TRACE_DEFAULTS, type TraceOptions } from './span-index.ts';
 import type { ChannelWeights, RevenueSplitBps } from './split.ts';
@@ -53,6 +52,11 @@ export interface AttributionSources {
   blob(id: string): Promise<Uint8Array>;
   /** The base model's GGUF file path (whose sha256 must be `sha256`). */
   baseModel(name: string, sha256: string): Promise<string>;
+  /**
+   * The span index over these shards, in this order (default: decoded from `blob` each time);
+   * the node passes its cached one.
+   */
+  spanIndex?(blobIds: readonly string[], tokenizer: TokenizerInfo): Promise<SpanIndex>;
 }
 
 export interface AttributeInput {
@@ -97,6 +101,16 @@ function trainableModel(file: string): Promise<GgufModel> {
   return model;
 }
 
+async function decodedIndex(
+  blobIds: readonly string[],
+  tok: TokenizerInfo,
+  sources: AttributionSources,
+): Promise<SpanIndex> {
+  const shards: SpanShard[] = [];
+  for (const id of blobIds) shards.push(SpanShard.decode(Buffer.from(await sources.blob(id))));
+  return new SpanIndex(shards, tok.delimiters);
+}
+
 /** Builds the attribution receipt of a paid inference from public data (see the module comment). */
 export async function attributeInference(
   input: AttributeInput,
@@ -118,41 +132,45 @@ export async function attributeInference(
       `Model ${terms.id} is registered on base model ${terms.baseModelSha256}, but the call ran on ${inf.baseModel.sha256}.`,
     );
   const baseFile = await sources.baseModel(inf.baseModel.name, inf.baseModel.sha256);
-  const tokenizer = await loadTokenizer(baseFile);
-  const tokenizerSha = tokenizerSha256((await readGguf(baseFile)).metadata);
-  const outputTokens = tokenizer.encode(input.output, { addBos: false, addEos: false });
+  const tok = await tokenizerInfo(baseFile, inf.baseModel.name);
+  const outputTokens = tok.tokenizer.encode(input.output, { addBos: false, addEos: false });
 
   // The span channel, over the model's datanet versions.
   const cited = new Map(terms.datanets.map((d) => [d.id, d.version]));
-  const shards: SpanShard[] = [];
   for (const entry of input.shards) {
     const version = cited.get(entry.id);
     if (version === undefined || entry.version !== version)
       throw invalid(
         `Model ${terms.id} was trained on ${terms.datanets.map((d) => `datanet ${d.id} v${d.version}`).join(', ') || 'no datanet'}, not datanet ${entry.id} v${entry.version}.`,
       );
-    for (const blobId of entry.shards) {
-      const shard = SpanShard.decode(Buffer.from(await sources.blob(blobId)));
-      const meta = shard.meta;
-      if (meta.datanetId !== entry.id || meta.version > version || meta.tokenizer !== tokenizerSha)
-        throw invalid(
-          `Shard ${blobId} indexes datanet ${meta.datanetId} v${meta.version} with tokenizer ${meta.tokenizer.slice(0, 12)}…, not datanet ${entry.id} up to v${version} with the base model's tokenizer.`,
-        );
-      shards.push(shard);
-    }
   }
+  const blobIds = input.shards.flatMap((entry) => entry.shards);
+  const index = sources.spanIndex
+    ? await sources.spanIndex(blobIds, tok)
+    : await decodedIndex(blobIds, tok, sources);
+  let at = 0;
+  for (const entry of input.shards)
+    for (const blobId of entry.shards) {
+      const meta = index.shards[at++]!.meta;
+      if (
+        meta.datanetId !== entry.id ||
+        meta.version > entry.version ||
+        meta.tokenizer !== tok.sha256
+      )
+        throw invalid(
+          `Shard ${blobId} indexes datanet ${meta.datanetId} v${meta.version} with tokenizer ${meta.tokenizer.slice(0, 12)}…, not datanet ${entry.id} up to v${entry.version} with the base model's tokenizer.`,
+        );
+    }
   const traceOptions = { ...TRACE_DEFAULTS, ...input.traceOptions };
   const span =
     input.shards.length === 0
       ? null
       : {
-          tokenizer: tokenizerSha,
-          trace: new SpanIndex(shards, delimiterTokens(tokenizer)).trace(
-            outputTokens,
-            traceOptions,
-          ),
+          tokenizer: tok.sha256,
+          trace: index.trace(outputTokens, traceOptions),
           options: traceOptions,
-          text: (start: number, end: number) => tokenizer.decode(outputTokens.slice(start, end)),
+          text: (start: number, end: number) =>
+            tok.tokenizer.decode(outputTokens.slice(start, end)),
         };
 
   // The influence channel, for a call that served exactly the model's own adapter.

@@ -111,6 +111,12 @@ export function contributorDatanets(
   return Object.fromEntries([...shares].map(([k, v]) => [k, v.toString()]));
 }
 
+/** Usage rows that were charged for a published model: the calls that get receipts. */
+function paidCall() {
+  const u = schema.inferenceUsage;
+  return and(isNotNull(u.feeWei), isNotNull(u.publishedModelId), sql`${u.feeWei} <> '0'`);
+}
+
 export class AttributionLedger {
   private readonly chain: Pick<AttributionSources, 'terms' | 'penalized' | 'platform'>;
   private running: Promise<unknown> | undefined;
@@ -143,6 +149,7 @@ export class AttributionLedger {
       ...this.chain,
       blob: async (id) => new Uint8Array(await this.deps.blobs.get(id)),
       baseModel: (name, sha256) => catalogueModelBySha(this.deps.catalog, name, sha256),
+      spanIndex: (blobIds, tokenizer) => this.deps.attribution.indexOf(blobIds, tokenizer),
     };
   }
 
@@ -194,9 +201,7 @@ export class AttributionLedger {
       .leftJoin(r, eq(r.usageId, u.id))
       .where(
         and(
-          isNotNull(u.feeWei),
-          isNotNull(u.publishedModelId),
-          sql`${u.feeWei} <> '0'`,
+          paidCall(),
           sql`(${r.usageId} is null or (${r.status} = 'failed' and ${r.attempts} < ${attempts}))`,
         ),
       )
@@ -527,9 +532,7 @@ export class AttributionLedger {
       .leftJoin(r, eq(r.usageId, u.id))
       .where(
         and(
-          isNotNull(u.feeWei),
-          isNotNull(u.publishedModelId),
-          sql`${u.feeWei} <> '0'`,
+          paidCall(),
           isNotNull(u.settlementTx),
           sql`(${r.usageId} is null or ${r.epoch} is null)`,
         ),

@@ -95,8 +95,30 @@ export function delimiterTokens(tokenizer: ModelTokenizer): Uint8Array {
   return flags;
 }
 
+const tokenizers = new Map<string, { key: string; info: TokenizerInfo }>();
+
+/**
+ * The tokenizer of a model file with its hash and delimiters, loaded once per file version (the
+ * delimiter table decodes every id of the vocabulary).
+ */
+export async function tokenizerInfo(file: string, model: string): Promise<TokenizerInfo> {
+  const info = await stat(file);
+  const key = `${model}:${info.size}:${info.mtimeMs}`;
+  const hit = tokenizers.get(file);
+  if (hit?.key === key) return hit.info;
+  const tokenizer = await loadTokenizer(file);
+  const header = await readGguf(file);
+  const entry: TokenizerInfo = {
+    model,
+    sha256: tokenizerSha256(header.metadata),
+    tokenizer,
+    delimiters: delimiterTokens(tokenizer),
+  };
+  tokenizers.set(file, { key, info: entry });
+  return entry;
+}
+
 export class AttributionService {
-  private readonly tokenizers = new Map<string, { key: string; info: TokenizerInfo }>();
   private readonly shardCache = new Map<string, { shard: SpanShard; bytes: number }>();
   private cachedBytes = 0;
   /** Opened indexes by their shards: statistics over many shards take a moment to gather. */
@@ -113,20 +135,7 @@ export class AttributionService {
   /** The tokenizer of a catalogue model (default: the built-in base model), with its hash. */
   async tokenizer(model = BUILTIN_MODEL_NAME): Promise<TokenizerInfo> {
     const resolved = await this.deps.models.resolve(model);
-    const info = await stat(resolved.path);
-    const key = `${resolved.path}:${info.size}:${info.mtimeMs}`;
-    const hit = this.tokenizers.get(resolved.name);
-    if (hit?.key === key) return hit.info;
-    const tokenizer = await loadTokenizer(resolved.path);
-    const header = await readGguf(resolved.path);
-    const entry: TokenizerInfo = {
-      model: resolved.name,
-      sha256: tokenizerSha256(header.metadata),
-      tokenizer,
-      delimiters: delimiterTokens(tokenizer),
-    };
-    this.tokenizers.set(resolved.name, { key, info: entry });
-    return entry;
+    return tokenizerInfo(resolved.path, resolved.name);
   }
 
   /** A version number (or latest) of a datanet, checked to exist. */
@@ -391,7 +400,7 @@ export class AttributionService {
       throw new OpenLedgerError('VALIDATION_FAILED', 'Name at least one datanet version.');
     for (const ref of refs) await this.datanets().assertCanRead(ref.id, reader);
     const tok = await this.tokenizer(model);
-    const shards: { blobId: string; shard: SpanShard }[] = [];
+    const shards: { blobId: string }[] = [];
     const resolved: { id: number; version: number }[] = [];
     const seen = new Set<number>();
     for (const ref of refs) {
@@ -410,19 +419,26 @@ export class AttributionService {
         );
       resolved.push({ id: ref.id, version: state.version });
       for (const entry of state.versions)
-        for (const s of entry.shards)
-          shards.push({ blobId: s.blobId, shard: await this.loadShard(s.blobId) });
+        for (const s of entry.shards) shards.push({ blobId: s.blobId });
     }
-    const key = `${tok.sha256}:${shards.map((s) => s.blobId).join(',')}`;
+    const index = await this.indexOf(
+      shards.map((s) => s.blobId),
+      tok,
+    );
+    return { index, tokenizer: tok, datanets: resolved };
+  }
+
+  /** The span index over these shards (in this order), from the caches when it was opened. */
+  async indexOf(blobIds: readonly string[], tok: TokenizerInfo): Promise<SpanIndex> {
+    const key = `${tok.sha256}:${blobIds.join(',')}`;
     let index = this.indexCache.get(key);
     if (!index) {
-      index = new SpanIndex(
-        shards.map((s) => s.shard),
-        tok.delimiters,
-      );
+      const shards: SpanShard[] = [];
+      for (const id of blobIds) shards.push(await this.loadShard(id));
+      index = new SpanIndex(shards, tok.delimiters);
       if (this.indexCache.size >= 16) this.indexCache.delete(this.indexCache.keys().next().value!);
       this.indexCache.set(key, index);
     }
-    return { index, tokenizer: tok, datanets: resolved };
+    return index;
   }
 }
