@@ -26,6 +26,11 @@ export interface NodeConfig {
    * OPENLEDGER_MODELS_DIR, then the package's built-in model folder.
    */
   modelsDirs: string[];
+  /**
+   * The BERT-family GGUF that embeds datanet chunks for RAG (docs/rag.md); absent: the built-in
+   * static embedder, built at install.
+   */
+  embeddingModel: string | undefined;
   /** OpenLoRA serving (docs/serving.md). */
   serving: ServingConfig;
 }
@@ -95,7 +100,17 @@ export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_DATA_DIR = './.openledger';
 
 export type ConfigFlags = Partial<
-  Record<'host' | 'port' | 'dataDir' | 'rpcUrl' | 'chainPort' | 'databaseUrl' | 'logLevel', string>
+  Record<
+    | 'host'
+    | 'port'
+    | 'dataDir'
+    | 'rpcUrl'
+    | 'chainPort'
+    | 'databaseUrl'
+    | 'logLevel'
+    | 'embeddingModel',
+    string
+  >
 > &
   ServingFlags;
 
@@ -138,6 +153,7 @@ export const CONFIG_ENV = {
   remoteModel: 'OPENLEDGER_REMOTE_MODEL',
   remoteAdapterDir: 'OPENLEDGER_REMOTE_ADAPTER_DIR',
   remoteAdapterFormat: 'OPENLEDGER_REMOTE_ADAPTER_FORMAT',
+  embeddingModel: 'OPENLEDGER_EMBEDDING_MODEL',
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -188,6 +204,7 @@ export function resolveConfig(
       BUILTIN_MODELS_DIR,
     ],
     trustProxy: ['1', 'true', 'yes'].includes((env[CONFIG_ENV.trustProxy] ?? '').toLowerCase()),
+    embeddingModel: pick('embeddingModel'),
     serving: resolveServing(flags, env),
   };
 }

@@ -59,6 +59,8 @@ export const ERROR_STATUS = {
   POSTER_UNBONDED: 503,
   DATABASE_UNAVAILABLE: 503,
   ENGINE_UNAVAILABLE: 503,
+  EMBEDDER_MISSING: 503,
+  RAG_UNAVAILABLE: 503,
   NO_NODE_AVAILABLE: 503,
   // Failures of the node's own setup; the CLI reports them, HTTP never does.
   CONFIG_INVALID: 500,

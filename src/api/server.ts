@@ -25,6 +25,7 @@ import { jobRoutes } from './routes/jobs.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { modelRoutes } from './routes/models.ts';
 import { openAiRoutes } from './routes/openai.ts';
+import { ragRoutes } from './routes/rag.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tokenRoutes } from './routes/token.ts';
 
@@ -109,6 +110,7 @@ export async function buildServer(
   factoryExportRoutes(app, ctx);
   factoryEvalRoutes(app, ctx);
   openAiRoutes(app, ctx);
+  ragRoutes(app, ctx);
   factorySketchRoutes(app, ctx);
   attributionRoutes(app, ctx);
   rewardsRoutes(app, ctx);

@@ -16,6 +16,7 @@ import type { TrainingManifest } from '../factory/dataset.ts';
 import { loadSketches } from '../factory/sketches.ts';
 import { receiptHash, type InferenceReceipt } from '../serving/usage.ts';
 import { influenceOfOutput, influenceWeights, sketchContributors } from './influence.ts';
+import { ragChannel, type RagEvidence } from './rag.ts';
 import {
   buildAttributionReceipt,
   type AttributionReceipt,
@@ -71,6 +72,11 @@ export interface AttributeInput {
   /** The span index shards (blob ids) per datanet version, in the order the index reads them. */
   shards: readonly { id: number; version: number; shards: readonly string[] }[];
   traceOptions?: TraceOptions;
+  /**
+   * A RAG answer's sources, citations and ContextCite scores (the node computes the scores with
+   * its model; a verifier takes them from the receipt and checks what follows from them).
+   */
+  rag?: RagEvidence | null;
 }
 
 /** Evidence rows listed per influence channel (the weights count every row). */
@@ -176,9 +182,14 @@ export async function attributeInference(
   // The influence channel, for a call that served exactly the model's own adapter.
   const influence = await influenceChannel(input, terms, baseFile, outputTokens, sources);
 
+  const rag = input.rag ? ragChannel(input.rag) : null;
+  if (rag && input.rag?.ablation && input.rag.ablation.seed !== input.inferenceHash)
+    throw invalid("The RAG ablation's seed is not the inference receipt's hash.");
+
   const credited = new Set<string>([
     ...Object.keys(span?.trace.weightsPpb ?? {}),
     ...(influence ? [...influence.weights.keys()] : []),
+    ...(rag ? rag.weights.map((w) => w.contributor) : []),
   ]);
   const penalized =
     credited.size === 0 ? [] : await sources.penalized([...credited].sort(), input.block);
@@ -198,6 +209,7 @@ export async function attributeInference(
     datanets: input.shards,
     span,
     influence,
+    rag,
     stakers: [],
     platform: await sources.platform(),
     block: input.block,

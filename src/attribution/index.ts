@@ -86,3 +86,10 @@ export {
   type ClaimView,
   type EpochView,
 } from './ledger.ts';
+export {
+  ragChannel,
+  ragEvidenceOf,
+  type RagChannel,
+  type RagEvidence,
+  type RagSourceEvidence,
+} from './rag.ts';

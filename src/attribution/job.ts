@@ -59,6 +59,7 @@ export function ledgerFor(ctx: NodeContext): AttributionLedger | undefined {
       ContributionBonds: c.ContributionBonds,
     },
     relayer: ctx.relayer,
+    ragScorer: async (input) => (await ctx.serving.scoreChat(input)).logprob,
   });
 }
 

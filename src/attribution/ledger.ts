@@ -15,7 +15,7 @@
  *    that died after its transaction finds the epoch posted with the same roots and records it.
  */
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
-import { and, asc, desc, eq, isNotNull, isNull, lt, notExists, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, notExists, sql } from 'drizzle-orm';
 import { decodeEventLog, getAddress, maxUint256, type Address, type Hash, type Hex } from 'viem';
 import type { BlobStore } from '../blobs/index.ts';
 import type { ChainConnection } from '../chain/clients.ts';
@@ -32,6 +32,12 @@ import type { ModelCatalog } from '../factory/models.ts';
 import { formatOpen } from '../payments/escrow.ts';
 import type { InferenceReceipt } from '../serving/usage.ts';
 import { attributeInference, type AttributionSources } from './attribute.ts';
+import { ablationSettings, type RagEvidence } from './rag.ts';
+import type { SourceRef } from '../rag/answer.ts';
+import { ablationWeights } from '../rag/contextcite.ts';
+import { ragMessages } from '../rag/prompt.ts';
+import type { Citation } from '../rag/types.ts';
+import type { ChatMessage } from '../serving/index.ts';
 import { apportion } from './fixed.ts';
 import {
   attributionReceiptHash,
@@ -92,7 +98,7 @@ export function collectedPayouts(receipt: AttributionReceipt, collected: string)
 
 /**
  * A contributor's amount by datanet, in proportion to the evidence naming them there (span
- * occurrences and influence rows): what the earnings views group by.
+ * occurrences, influence rows and cited RAG sources): what the earnings views group by.
  */
 export function contributorDatanets(
   receipt: AttributionReceipt,
@@ -106,6 +112,8 @@ export function contributorDatanets(
     for (const o of span.occurrences) if (o.contributor === address) add(o.datanetId);
   for (const e of receipt.channels.influence?.evidence ?? [])
     if (e.contributor === address) add(e.datanetId);
+  for (const s of receipt.channels.rag?.sources ?? [])
+    if (s.cited && s.contributor === address) add(s.datanetId);
   if (counts.size === 0 || amount === 0n) return {};
   const shares = apportion(amount, new Map([...counts].map(([k, n]) => [k, { num: n, den: 1n }])));
   return Object.fromEntries([...shares].map(([k, v]) => [k, v.toString()]));
@@ -116,6 +124,13 @@ function paidCall() {
   const u = schema.inferenceUsage;
   return and(isNotNull(u.feeWei), isNotNull(u.publishedModelId), sql`${u.feeWei} <> '0'`);
 }
+
+export type RagScorer = (input: {
+  model: string;
+  adapters: { id: string; weight: number }[];
+  messages: ChatMessage[];
+  continuation: string;
+}) => Promise<number>;
 
 export class AttributionLedger {
   private readonly chain: Pick<AttributionSources, 'terms' | 'penalized' | 'platform'>;
@@ -134,6 +149,11 @@ export class AttributionLedger {
       attribution: AttributionService;
       contracts: LedgerContracts;
       relayer: Relayer | undefined;
+      /**
+       * log p(continuation | chat) under a model and adapters (the serving engine's scoreChat):
+       * ContextCite's scorer for RAG answers. Without it RAG answers are weighted by citations.
+       */
+      ragScorer?: RagScorer;
     },
   ) {
     this.chain = chainSources(deps.chain.publicClient, deps.contracts);
@@ -190,6 +210,71 @@ export class AttributionLedger {
 
   // ----- 1. attribution -------------------------------------------------------------------------
 
+  /**
+   * A RAG answer's evidence: its stored sources and citations and, for an answer in the model's
+   * own words that cites something, ContextCite scores of the model's output with the sources
+   * ablated (masks seeded by the inference receipt's hash). Null for other calls.
+   */
+  private async ragEvidence(
+    usageId: string,
+    inference: InferenceReceipt,
+    inferenceHash: string,
+    output: string,
+  ): Promise<RagEvidence | null> {
+    const [answer] = await this.deps.db
+      .select()
+      .from(schema.ragAnswers)
+      .where(eq(schema.ragAnswers.usageId, usageId));
+    if (!answer) return null;
+    const sources = answer.sources as SourceRef[];
+    const citations = answer.citations as Citation[];
+    const scorer = this.deps.ragScorer;
+    if (
+      !scorer ||
+      answer.kind !== 'model' ||
+      sources.length === 0 ||
+      !citations.some((c) => c.supported)
+    )
+      return { sources, citations, ablation: null };
+    const chunks = await this.deps.db
+      .select({ id: schema.ragChunks.id, text: schema.ragChunks.text })
+      .from(schema.ragChunks)
+      .where(
+        inArray(
+          schema.ragChunks.id,
+          sources.map((s) => s.chunkId),
+        ),
+      );
+    const text = new Map(chunks.map((c) => [c.id, c.text]));
+    const settings = ablationSettings(inferenceHash);
+    const messages = answer.messages as ChatMessage[];
+    try {
+      const run = await ablationWeights({
+        sources: sources.length,
+        seed: settings.seed,
+        m: settings.masks,
+        holdout: settings.holdout,
+        alpha: settings.alpha,
+        score: (mask) =>
+          scorer({
+            model: inference.baseModel.name,
+            adapters: inference.adapters.map((a) => ({ id: `adapter:${a.id}`, weight: a.weight })),
+            messages: ragMessages(
+              messages,
+              sources
+                .filter((_, j) => mask[j])
+                .map((s) => ({ n: s.n, text: text.get(s.chunkId) ?? '' })),
+            ),
+            continuation: output,
+          }),
+      });
+      return { sources, citations, ablation: { ...settings, y: run.y } };
+    } catch {
+      // A model that cannot score (a remote backend, a context too small): citations only.
+      return { sources, citations, ablation: null };
+    }
+  }
+
   /** Attributes paid calls without a receipt (and failed ones: all of them with `retryFailed`). */
   async attributePending(retryFailed = false): Promise<{ attributed: number; failed: number }> {
     const attempts = retryFailed ? 2 ** 31 - 1 : MAX_ATTEMPTS;
@@ -203,6 +288,8 @@ export class AttributionLedger {
         and(
           paidCall(),
           sql`(${r.usageId} is null or (${r.status} = 'failed' and ${r.attempts} < ${attempts}))`,
+          // A RAG answer records its sources just after its usage row: give it time to land.
+          sql`${u.createdAt} < now() - interval '2 seconds'`,
         ),
       )
       .orderBy(asc(u.createdAt))
@@ -278,6 +365,7 @@ export class AttributionLedger {
           shards: status.versions.flatMap((v) => v.shards.map((s) => s.blobId)),
         });
       }
+      const rag = await this.ragEvidence(usageId, inference, row.hash, row.output);
       const receipt = await attributeInference(
         {
           inference,
@@ -286,6 +374,7 @@ export class AttributionLedger {
           output: row.output,
           block,
           shards,
+          rag,
         },
         this.sources(),
       );

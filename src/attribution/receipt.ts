@@ -13,6 +13,7 @@ import { OpenLedgerError } from '../errors.ts';
 import { inferenceFee } from '../payments/typed-data.ts';
 import { receiptHash, type InferenceReceipt } from '../serving/usage.ts';
 import { normalisePpb } from './fixed.ts';
+import type { RagChannel } from './rag.ts';
 import { TRACE_DEFAULTS, type TraceOptions, type TraceResult } from './span-index.ts';
 import {
   DEFAULT_CHANNEL_WEIGHTS,
@@ -132,8 +133,8 @@ export interface AttributionReceipt {
   channels: {
     span: SpanChannel | null;
     influence: InfluenceChannel | null;
-    /** Filled by the RAG channel (issue #7). */
-    rag: null;
+    /** Sources a RAG answer cited, weighted by ContextCite (rag.ts); null for other calls. */
+    rag: RagChannel | null;
   };
   payouts: ReceiptPayout[];
 }
@@ -166,6 +167,8 @@ export interface BuildReceiptInput {
     weights: readonly ContributorWeight[] | ReadonlyMap<string, bigint>;
     evidence?: readonly InfluenceEvidence[];
   } | null;
+  /** The RAG channel (rag.ts `ragChannel`), for an answer over datanets. */
+  rag?: RagChannel | null;
   stakers?: readonly { address: string; stake: bigint }[];
   platform: string;
   block: number | bigint;
@@ -344,7 +347,7 @@ export function buildAttributionReceipt(input: BuildReceiptInput): AttributionRe
     stakers,
     penalized: [...new Set((input.penalized ?? []).map((a) => a.toLowerCase()))].sort(byString),
     datanets,
-    channels: { span, influence, rag: null },
+    channels: { span, influence, rag: input.rag ?? null },
     payouts: [],
   };
   receipt.payouts = recomputePayouts(receipt);
@@ -368,6 +371,7 @@ export function recomputePayouts(receipt: AttributionReceipt): ReceiptPayout[] {
     channels: {
       span: weights(receipt.channels.span?.weights),
       influence: weights(receipt.channels.influence?.weights),
+      rag: weights(receipt.channels.rag?.weights),
     },
     channelWeights: receipt.model.channelWeights,
   });

@@ -26,6 +26,7 @@ import {
   datanetVersions,
 } from './commands/datanet.ts';
 import { registerAttributionCommands } from './commands/attribution.ts';
+import { registerAskCommand } from './commands/ask.ts';
 import { registerChatCommands } from './commands/chat.ts';
 import { deploy } from './commands/deploy.ts';
 import { registerBondCommands } from './commands/bonds.ts';
@@ -126,6 +127,12 @@ program
   .option('--max-request-seconds <n>', 'generation time limit per request (default 120)')
   .option('--context-size <n>', 'tokens per sequence, prompt and completion (default 2048)')
   .option('--threads <n>', 'llama.cpp threads (default: every core)')
+  .addOption(
+    new Option(
+      '--embedding-model <path>',
+      'BERT-family GGUF that embeds datanet chunks for RAG (default: the built-in static embedder)',
+    ).env(CONFIG_ENV.embeddingModel),
+  )
   .option(
     '--operator <address>',
     'wallet allowed to load/unload adapters, besides the node signer (repeatable)',
@@ -367,6 +374,7 @@ registerExportCommand(program, out, signerOptions);
 registerModelsCommand(program, out, signerOptions);
 registerJobsCommands(program, out, signerOptions);
 registerChatCommands(program, out, signerOptions);
+registerAskCommand(program, out, signerOptions);
 registerAttributionCommands(program, out, signerOptions);
 registerEscrowCommands(program, out, signerOptions);
 registerBondCommands(program, out, signerOptions);

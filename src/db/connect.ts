@@ -2,7 +2,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
-import { sql } from 'drizzle-orm';
+import { vector } from '@electric-sql/pglite-pgvector';
+import { sql, type SQL } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -18,6 +19,11 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
+  /**
+   * Whether pgvector is there: the guarded migration created `rag_vectors` (PGlite always; a
+   * server only where the extension is installed). Without it RAG uses its embedded index.
+   */
+  vectors: boolean;
   /** Round-trips `select 1`; returns the latency in milliseconds. */
   ping(): Promise<number>;
   close(): Promise<void>;
@@ -39,6 +45,11 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   const database = 'url' in target ? await openPostgres(target.url) : await openPglite(target);
   try {
     await database.migrate();
+    const [found] = await queryRows<{ found: boolean }>(
+      database.db,
+      sql`select to_regclass('public.rag_vectors') is not null as found`,
+    );
+    database.vectors = found?.found === true;
   } catch (cause) {
     await database.close();
     throw new OpenLedgerError(
@@ -58,15 +69,16 @@ async function openPglite(target: { dir: string } | { memory: true }): Promise<O
   let client: PGlite;
   if ('dir' in target) {
     await mkdir(path.dirname(target.dir), { recursive: true });
-    client = new PGlite(target.dir);
+    client = new PGlite(target.dir, { extensions: { vector } });
   } else {
-    client = new PGlite();
+    client = new PGlite({ extensions: { vector } });
   }
   await client.waitReady;
   const db = drizzlePglite(client, { schema });
   return {
     db: db as unknown as Db,
     kind: 'pglite',
+    vectors: false,
     ping: () => timed(() => db.execute(sql`select 1`)),
     migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_DIR }),
     close: () => client.close(),
@@ -94,10 +106,20 @@ async function openPostgres(url: string): Promise<Opened> {
   return {
     db: db as unknown as Db,
     kind: 'postgres',
+    vectors: false,
     ping: () => timed(() => db.execute(sql`select 1`)),
     migrate: () => migratePg(db, { migrationsFolder: MIGRATIONS_DIR }),
     close: () => pool.end(),
   };
+}
+
+/**
+ * The rows of a raw SQL query. Both drivers answer `execute` with `{ rows }`, but the query
+ * surface's type (over either driver) cannot say so.
+ */
+export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as { rows: T[] };
+  return result.rows;
 }
 
 async function timed(run: () => Promise<unknown>): Promise<number> {

@@ -1,3 +1,3 @@
-export { MIGRATIONS_DIR, openDatabase } from './connect.ts';
+export { MIGRATIONS_DIR, openDatabase, queryRows } from './connect.ts';
 export type { Database, DatabaseTarget, Db } from './connect.ts';
 export * as schema from './schema.ts';

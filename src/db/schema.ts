@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  customType,
   doublePrecision,
   index,
   integer,
@@ -516,4 +517,88 @@ export const attributionEpochs = pgTable('attribution_epochs', {
   txHash: text('tx_hash').notNull(),
   gasUsed: bigint('gas_used', { mode: 'number' }).notNull(),
   postedAt: timestamp('posted_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+// ---------------------------------------------------------------------------------------------
+// RAG (src/rag). Each approved datanet row is cut into chunks, embedded by one embedder (keyed by
+// its GGUF's sha256, so switching models re-indexes) and indexed for full text. The embedding is
+// kept here as float32 bytes on every server; the `vector` copy for pgvector lives in
+// `rag_vectors`, which a guarded migration creates only where the extension exists, so it is not
+// part of this schema (drizzle-kit would otherwise try to create it everywhere).
+
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (value) => Buffer.from(value),
+});
+
+export const ragChunks = pgTable(
+  'rag_chunks',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    datanetId: integer('datanet_id')
+      .notNull()
+      .references(() => datanets.id),
+    /** sha256 of the embedder's GGUF. */
+    embedder: text('embedder').notNull(),
+    /** The first datanet version holding the row. */
+    version: integer('version').notNull(),
+    rowId: uuid('row_id')
+      .notNull()
+      .references(() => datanetRows.id),
+    rowHash: text('row_hash').notNull(),
+    contributor: text('contributor').notNull(),
+    /** Position of the chunk in its row, and its characters in the row's text. */
+    ord: integer('ord').notNull(),
+    charStart: integer('char_start').notNull(),
+    charEnd: integer('char_end').notNull(),
+    tokens: integer('tokens').notNull(),
+    text: text('text').notNull(),
+    /** sha256 of `text`: what receipts record instead of the text. */
+    textSha256: text('text_sha256').notNull(),
+    tsv: tsvector('tsv')
+      .notNull()
+      .generatedAlwaysAs(sql`to_tsvector('english', "text")`),
+    /** float32 little-endian, L2-normalised. */
+    embedding: bytea('embedding').notNull(),
+  },
+  (t) => [
+    index('rag_chunks_datanet_idx').on(t.datanetId, t.embedder, t.version),
+    uniqueIndex('rag_chunks_row_ord_idx').on(t.embedder, t.rowId, t.ord),
+    index('rag_chunks_tsv_idx').using('gin', t.tsv),
+  ],
+);
+
+/** The latest datanet version each embedder's index holds. */
+export const ragIndexState = pgTable(
+  'rag_index_state',
+  {
+    datanetId: integer('datanet_id')
+      .notNull()
+      .references(() => datanets.id),
+    embedder: text('embedder').notNull(),
+    version: integer('version').notNull(),
+    chunks: integer('chunks').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.datanetId, t.embedder] })],
+);
+
+/** What a RAG answer was given and what it cited, by inference receipt id (for attribution). */
+export const ragAnswers = pgTable('rag_answers', {
+  usageId: uuid('usage_id')
+    .primaryKey()
+    .references(() => inferenceUsage.id),
+  question: text('question').notNull(),
+  /** The caller's conversation (the prompt is it with the sources in front: src/rag/prompt.ts). */
+  messages: jsonb('messages').notNull(),
+  datanets: jsonb('datanets').$type<number[]>().notNull(),
+  /** The numbered sources as given to the model (chunk ids, rows, hashes; no text). */
+  sources: jsonb('sources').notNull(),
+  citations: jsonb('citations').notNull(),
+  /** The answer as returned (after the citation check), and whose words it is. */
+  answer: text('answer').notNull(),
+  kind: text('kind').$type<'model' | 'extractive' | 'not-in-sources'>().notNull(),
+  strict: boolean('strict').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
 });

@@ -9,6 +9,7 @@ import type { JobRunner } from '../jobs/index.ts';
 import type { ModelService } from '../models/index.ts';
 import type { AttributionLedger } from '../attribution/ledger.ts';
 import type { EscrowService } from '../payments/escrow.ts';
+import type { RagService } from '../rag/index.ts';
 import type { ServingEngine } from '../serving/index.ts';
 
 /** The running node's services, handed to the HTTP layer. Each is owned by its own room. */
@@ -45,4 +46,6 @@ export interface NodeContext {
    * escrow and an AttributionSettlement).
    */
   ledger: AttributionLedger | undefined;
+  /** RAG over datanets: indexes, retrieval, cited answers (absent without datanets). */
+  rag: RagService | undefined;
 }

@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Address, LocalAccount } from 'viem';
@@ -26,6 +27,8 @@ import { JobRunner } from '../jobs/index.ts';
 import { ModelService } from '../models/index.ts';
 import { ledgerFor } from '../attribution/job.ts';
 import { EscrowService } from '../payments/escrow.ts';
+import { openEmbedder } from '../rag/embedder/index.ts';
+import { chooseVectorStore, RagService } from '../rag/index.ts';
 import { ServingEngine } from '../serving/index.ts';
 import { VERSION } from '../version.ts';
 import type { NodeContext } from './context.ts';
@@ -173,8 +176,24 @@ export async function startNode(
       }),
       escrow,
       ledger: undefined,
+      rag: undefined,
     };
     context.ledger = ledgerFor(context);
+    if (context.datanets) {
+      const vectors = await chooseVectorStore(database, config.dataDir);
+      const engine = context.serving;
+      context.rag = new RagService({
+        database,
+        datanets: context.datanets,
+        vectors,
+        embedder: async () =>
+          openEmbedder({
+            ...(config.embeddingModel ? { file: config.embeddingModel } : {}),
+            threads: config.serving.threads ?? Math.max(1, availableParallelism()),
+            llama: await engine.getLlama(),
+          }),
+      });
+    }
 
     if (context.datanets) {
       const datanets = context.datanets;
@@ -187,6 +206,11 @@ export async function startNode(
     }
 
     cleanups.push(() => context.serving.close());
+    // Before the engine closes (cleanups run in reverse): the embedder runs on its llama.cpp.
+    if (context.rag) {
+      const rag = context.rag;
+      cleanups.push(() => rag.close());
+    }
     if (escrow) {
       // Settles what was served, periodically; a last round runs at shutdown, after the HTTP
       // server has drained (cleanups run in reverse order).

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { and, asc, eq, inArray } from 'drizzle-orm';
-import { getLlama, type ChatHistoryItem, type Llama, type Token } from 'node-llama-cpp';
+import {
+  getLlama,
+  type ChatHistoryItem,
+  type ControlledEvaluateInputItem,
+  type Llama,
+  type Token,
+} from 'node-llama-cpp';
 import type { Principal } from '../auth/index.ts';
 import { isBlobId, type BlobStore } from '../blobs/index.ts';
 import type { ServingConfig } from '../config.ts';
@@ -594,7 +600,8 @@ export class ServingEngine {
     return [...this.runtimes.values()];
   }
 
-  private getLlama(): Promise<Llama> {
+  /** The llama.cpp binding this engine runs on (shared with the RAG embedder). */
+  getLlama(): Promise<Llama> {
     this.llama ??= getLlama({
       gpu: false,
       build: 'never',
@@ -752,6 +759,72 @@ export class ServingEngine {
         ended: result.ended,
       },
     };
+  }
+
+  /** A chat prompt's length in tokens as this model renders it, and the model's context. */
+  async measureChat(input: {
+    model: string;
+    adapters?: AdapterRequest[];
+    messages: readonly ChatMessage[];
+  }): Promise<{ tokens: number; contextSize: number }> {
+    const target = await this.resolve(input.model, input.adapters);
+    const rendered = await target.base.renderChat(chatHistory(input.messages));
+    return { tokens: rendered.tokens.length, contextSize: target.base.contextSize };
+  }
+
+  /**
+   * log p(continuation | chat prompt) under the model with these adapters: the sum of the log
+   * probabilities of the continuation's tokens, each after the prompt and the tokens before it
+   * (teacher forcing; what ContextCite ablations score). Runs outside the request scheduler, for
+   * background attribution.
+   */
+  async scoreChat(input: {
+    model: string;
+    adapters?: AdapterRequest[];
+    messages: readonly ChatMessage[];
+    continuation: string;
+  }): Promise<{ logprob: number; tokens: number }> {
+    const target = await this.resolve(input.model, input.adapters);
+    const prompt = (await target.base.renderChat(chatHistory(input.messages))).tokens;
+    const continuation = await target.base.tokenizeContinuation(input.continuation);
+    if (continuation.length === 0) return { logprob: 0, tokens: 0 };
+    if (prompt.length + continuation.length > target.base.contextSize)
+      throw new OpenLedgerError(
+        'CONTEXT_LENGTH_EXCEEDED',
+        `Scoring needs ${prompt.length + continuation.length} tokens; the model's context is ${target.base.contextSize}.`,
+      );
+    const lease = await target.base.lease(target.adapters);
+    try {
+      const ask = (token: Token, next: Token): ControlledEvaluateInputItem => [
+        token,
+        {
+          generateNext: {
+            logits: { filter: { tokens: [next], includeMax: true } },
+            totalLogitWeight: true,
+            options: { temperature: 1 },
+          },
+        },
+      ];
+      const all = [...prompt, ...continuation];
+      const items: ControlledEvaluateInputItem[] = all
+        .slice(0, -1)
+        .map((token, i) => (i < prompt.length - 1 ? token : ask(token, all[i + 1]!)));
+      const out = await lease.sequence.controlledEvaluate(items);
+      let logprob = 0;
+      for (let i = prompt.length - 1; i < all.length - 1; i++) {
+        const next = out[i]?.next;
+        const logits = next?.logits;
+        const total = next?.totalLogitWeight;
+        if (!logits || total === undefined) throw new Error(`no logits at position ${i}`);
+        const maxLogit = Math.max(...logits.values());
+        const logit = logits.get(all[i + 1]!) ?? -Infinity;
+        // p = exp(logit − max) / Σ exp(l − max)
+        logprob += logit - maxLogit - Math.log(total);
+      }
+      return { logprob, tokens: continuation.length };
+    } finally {
+      await lease.release();
+    }
   }
 
   async embed(input: {

@@ -165,6 +165,12 @@ export class BaseRuntime {
     return model.tokens.shouldPrependBosToken && bos !== null ? [bos, ...tokens] : tokens;
   }
 
+  /** Tokens of text that continues a prompt (no BOS). */
+  async tokenizeContinuation(text: string): Promise<Token[]> {
+    const { model } = await this.vocabulary();
+    return model.tokenize(text);
+  }
+
   /**
    * A conversation as the model's chat template renders it (node-llama-cpp picks the template
    * from the GGUF), with the template's own stop strings.

@@ -8,6 +8,7 @@ import { ContributorProfilePage } from './pages/datanets/ContributorProfile';
 import { CreateDatanetPage } from './pages/datanets/CreateDatanet';
 import { DatanetDetailPage } from './pages/datanets/DatanetDetail';
 import { DatanetsListPage } from './pages/datanets/DatanetsList';
+import { RowPage } from './pages/datanets/RowPage';
 import { FactoryPage } from './pages/factory/FactoryJobs';
 import { NewTrainingRunPage } from './pages/factory/NewTrainingRun';
 import { TrainingJobPage } from './pages/factory/TrainingJob';
@@ -27,6 +28,15 @@ function Routes() {
   if (path === '/datanets/new') return <CreateDatanetPage />;
   const datanet = /^\/datanets\/([1-9][0-9]{0,8})$/.exec(path);
   if (datanet) return <DatanetDetailPage key={datanet[1]} id={Number(datanet[1])} />;
+  const row = /^\/datanets\/([1-9][0-9]{0,8})\/rows\/([0-9a-fA-F-]{36})$/.exec(path);
+  if (row)
+    return (
+      <RowPage
+        key={`${row[1]}/${row[2]}${window.location.search}`}
+        id={Number(row[1])}
+        rowId={row[2]!.toLowerCase()}
+      />
+    );
   const contributor = /^\/contributors\/(0x[0-9a-fA-F]{40})$/.exec(path);
   if (contributor) return <ContributorProfilePage key={contributor[1]} address={contributor[1]!} />;
   if (path === '/factory') return <FactoryPage />;

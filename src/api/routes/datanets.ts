@@ -493,6 +493,11 @@ export function datanetRoutes(app: FastifyInstance, ctx: NodeContext): void {
         approve: body.approve,
         authorization: authorization(body.authorization),
       });
+      // The RAG index follows each version (only the new rows are embedded); a retrieval would
+      // also bring it up to date, so a failure here only logs.
+      ctx.rag
+        ?.ensureIndexed(id)
+        .catch((error: unknown) => request.log.warn({ err: error }, 'RAG indexing failed'));
       return reply.status(201).send(committed);
     },
   );

@@ -2,6 +2,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { OpenLedgerError } from '../../errors.ts';
 import type { NodeContext } from '../../node/context.ts';
+import {
+  citationView,
+  finishRag,
+  prepareRag,
+  recordRagAnswer,
+  sourceView,
+  type FinishedRag,
+  type PreparedRag,
+} from '../../rag/answer.ts';
+import { RAG_MAX_K } from '../../rag/service.ts';
 import type { GenerateRequest, GenerateResult, StartInfo } from '../../serving/index.ts';
 import { requirePrincipal } from '../auth.ts';
 import { sendError, toErrorBody } from '../errors.ts';
@@ -11,7 +21,8 @@ import { sendError, toErrorBody } from '../errors.ts';
  * built for it expect, byte for byte where they look — the request fields, the response
  * objects, server-sent events ending in `data: [DONE]`, and errors as
  * `{ "error": { "message", "type", "param", "code" } }`. OpenLedger's additions are the
- * `adapters` request field, the `openledger` response field and the `x-openledger-*` headers.
+ * `adapters` and `rag` request fields, the `openledger` and `citations` response fields and the
+ * `x-openledger-*` headers.
  */
 
 const AdapterRef = Type.Object({
@@ -81,6 +92,19 @@ const ChatBody = Type.Object(
         ]),
       }),
       { minItems: 1, maxItems: 1000 },
+    ),
+    rag: Type.Optional(
+      Type.Object(
+        {
+          datanets: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 16 }),
+          k: Type.Optional(Type.Integer({ minimum: 1, maximum: RAG_MAX_K })),
+          strict: Type.Optional(Type.Boolean()),
+        },
+        {
+          description:
+            'OpenLedger: answer from these datanets (docs/rag.md). The caller needs read access to each. The response carries `citations`; strict (default true) returns only text the sources support.',
+        },
+      ),
     ),
   },
   { description: 'OpenAI chat completion request; unknown fields are ignored.' },
@@ -186,10 +210,14 @@ export function openAiRoutes(app: FastifyInstance, ctx: NodeContext): void {
         },
         async (request, reply) => {
           const body = request.body as Static<typeof ChatBody>;
-          return serveGeneration(ctx, request, reply, body, {
-            endpoint: 'chat.completions',
-            messages: body.messages,
-          });
+          return serveGeneration(
+            ctx,
+            request,
+            reply,
+            body,
+            { endpoint: 'chat.completions', messages: body.messages },
+            body.rag,
+          );
         },
       );
 
@@ -372,6 +400,7 @@ async function serveGeneration(
   reply: FastifyReply,
   body: SamplingBody,
   what: Pick<GenerateRequest, 'endpoint' | 'messages' | 'prompt'>,
+  rag?: Static<typeof ChatBody>['rag'],
 ): Promise<unknown> {
   const controller = abortOnDisconnect(reply);
   const chat = what.endpoint === 'chat.completions';
@@ -412,6 +441,34 @@ async function serveGeneration(
     ...(includeUsage ? { usage: null } : {}),
   });
 
+  // RAG: the sources go into the prompt before anything is generated (or charged); in strict
+  // mode the answer is checked before it is sent, so a stream carries it in one piece.
+  let prepared: PreparedRag | undefined;
+  if (rag) {
+    if (!ctx.rag)
+      throw new OpenLedgerError(
+        'RAG_UNAVAILABLE',
+        'This node has no datanets (no DatanetRegistry deployed), so no RAG.',
+        {
+          details: { field: 'rag' },
+        },
+      );
+    prepared = await prepareRag(
+      { rag: ctx.rag, serving: ctx.serving },
+      {
+        caller: requirePrincipal(request).address,
+        model: body.model,
+        ...(body.adapters ? { adapters: body.adapters } : {}),
+        messages: what.messages ?? [],
+        options: rag,
+        ...(maxTokens === undefined ? {} : { maxTokens }),
+        signal: controller.signal,
+      },
+    );
+    what = { ...what, messages: prepared.messages };
+  }
+  const streamTokens = stream && !(prepared?.strict ?? false);
+
   let result: GenerateResult;
   try {
     result = await ctx.serving.generate({
@@ -445,7 +502,7 @@ async function serveGeneration(
         if (chat) write(chunk(undefined, null, true));
       },
       onText: (delta) => {
-        if (stream) write(chunk(delta, null));
+        if (streamTokens) write(chunk(delta, null));
       },
     });
   } catch (error) {
@@ -461,6 +518,21 @@ async function serveGeneration(
     reply.raw.end();
     return reply;
   }
+
+  let finished: FinishedRag | undefined;
+  if (prepared) {
+    finished = finishRag(prepared, result.text);
+    await recordRagAnswer(ctx.database.db, {
+      usageId: result.receipt.id,
+      prepared,
+      datanets: [...new Set(rag!.datanets)].sort((a, b) => a - b),
+      finished,
+    });
+  }
+  const text = finished?.text ?? result.text;
+  const citations = prepared
+    ? { citations: finished!.citations.map((c) => citationView(c, prepared.sources)) }
+    : {};
 
   const usage = {
     prompt_tokens: result.promptTokens,
@@ -481,10 +553,21 @@ async function serveGeneration(
       cold_adapters: result.timings.coldAdapters,
       ended: result.timings.ended,
     },
+    ...(prepared
+      ? {
+          rag: {
+            strict: prepared.strict,
+            answer: finished!.kind,
+            sources: prepared.sources.map(sourceView),
+            dropped_sources: prepared.dropped,
+          },
+        }
+      : {}),
   };
   if (stream) {
     if (reply.raw.destroyed) return reply;
-    write({ ...chunk(undefined, result.finishReason), openledger });
+    if (!streamTokens && text !== '') write(chunk(text, null));
+    write({ ...chunk(undefined, result.finishReason), ...citations, openledger });
     if (includeUsage) write({ ...chunk(undefined, null), choices: [], usage });
     reply.raw.end('data: [DONE]\n\n');
     return reply;
@@ -499,12 +582,13 @@ async function serveGeneration(
       chat
         ? {
             index: 0,
-            message: { role: 'assistant', content: result.text, refusal: null },
+            message: { role: 'assistant', content: text, refusal: null },
             logprobs: null,
             finish_reason: result.finishReason,
           }
-        : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason },
+        : { index: 0, text, logprobs: null, finish_reason: result.finishReason },
     ],
+    ...citations,
     usage,
     openledger,
   };

@@ -12,9 +12,26 @@ const Check = Type.Object({
   error: Type.Optional(Type.String()),
 });
 
+const RagHealth = Type.Object(
+  {
+    vectors: Type.Union([Type.Literal('pgvector'), Type.Literal('usearch'), Type.Literal('exact')]),
+    reason: Type.String(),
+    embedder: Type.Union([
+      Type.Object({ name: Type.String(), sha256: Type.String(), dimensions: Type.Integer() }),
+      Type.Null(),
+    ]),
+    error: Type.Optional(Type.String()),
+  },
+  {
+    description:
+      'RAG: the vector backend in use (pgvector, usearch when the database has no pgvector, or exact) and the embedder once loaded (null before the first RAG request).',
+  },
+);
+
 const Health = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
   checks: Type.Object({ database: Check, chain: Check, engine: Check }),
+  rag: Type.Optional(RagHealth),
 });
 
 export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Metrics): void {
@@ -80,9 +97,11 @@ export function systemRoutes(app: FastifyInstance, ctx: NodeContext, metrics: Me
       const { ok: engineOk, detail } = ctx.serving.state();
       const engine = { ok: engineOk, detail };
       const ok = database.ok && chain.ok && engine.ok;
-      return reply
-        .status(ok ? 200 : 503)
-        .send({ status: ok ? 'ok' : 'degraded', checks: { database, chain, engine } });
+      return reply.status(ok ? 200 : 503).send({
+        status: ok ? 'ok' : 'degraded',
+        checks: { database, chain, engine },
+        ...(ctx.rag ? { rag: ctx.rag.status() } : {}),
+      });
     },
   );
 

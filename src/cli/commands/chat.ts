@@ -21,7 +21,7 @@ import { NodeClient } from '../client.ts';
 import { RemoteError, type Output } from '../output.ts';
 import { authenticatedClient, type AuthFlags } from './keys.ts';
 
-type KeyFlags = AuthFlags & { key?: string };
+export type KeyFlags = AuthFlags & { key?: string };
 
 interface ChatFlags extends KeyFlags {
   model?: string;
@@ -48,7 +48,7 @@ interface AdapterView {
 }
 
 /** An API key given with --key wins; otherwise as every other command (keys.ts). */
-async function client(flags: KeyFlags): Promise<NodeClient> {
+export async function client(flags: KeyFlags): Promise<NodeClient> {
   if (flags.key !== undefined) {
     if (!/^olk_\S+$/.test(flags.key))
       throw new OpenLedgerError('BAD_REQUEST', '--key must be an API key (olk_…).', {
@@ -69,7 +69,7 @@ export function parseAdapterFlag(value: string): { id: string; weight: number } 
   return { id: match[1]!, weight: Number(match[2]) };
 }
 
-function numberFlag(name: string, value: string | undefined, integer: boolean) {
+export function numberFlag(name: string, value: string | undefined, integer: boolean) {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isSafeInteger(n)))
@@ -81,7 +81,7 @@ function numberFlag(name: string, value: string | undefined, integer: boolean) {
 }
 
 /** The errors of /v1 are OpenAI's `{ error: { message, type, code } }`. */
-async function remoteError(response: Response): Promise<RemoteError> {
+export async function remoteError(response: Response): Promise<RemoteError> {
   const text = await response.text();
   let error: { code?: string | null; message?: string } | undefined;
   try {
@@ -162,7 +162,7 @@ export function summaryLine(usage: ChatUsage | undefined, info: OpenLedgerInfo |
   return parts.join(' · ');
 }
 
-async function defaultModel(node: NodeClient): Promise<string> {
+export async function defaultModel(node: NodeClient): Promise<string> {
   const { data } = await node.request<{
     data: { id: string; openledger?: { kind: string } }[];
   }>('GET', '/v1/models');
@@ -429,17 +429,21 @@ export async function adaptersLineage(id: string, flags: KeyFlags, out: Output):
   out.result(lineage, (l) => lines(l, '').join('\n'));
 }
 
+/** `--key`, beside the signer options of commands that call /v1. */
+export function withKeyOption(command: Command): Command {
+  return command.option(
+    '--key <olk_…>',
+    'an API key (default: OPENLEDGER_API_KEY, else sign in with --account/--keystore)',
+  );
+}
+
 /** Registers `chat` and `adapters list|load|unload|merge|lineage`. */
 export function registerChatCommands(
   program: Command,
   out: Output,
   signerOptions: (command: Command) => Command,
 ): void {
-  const withKey = (command: Command) =>
-    signerOptions(command).option(
-      '--key <olk_…>',
-      'an API key (default: OPENLEDGER_API_KEY, else sign in with --account/--keystore)',
-    );
+  const withKey = (command: Command) => withKeyOption(signerOptions(command));
   withKey(
     program
       .command('chat')

@@ -6,6 +6,7 @@ import { CONFIG_ENV, DEFAULT_DATA_DIR } from '../../config.ts';
 import { OpenLedgerError } from '../../errors.ts';
 import { buildBuiltinModel } from '../../factory/builtin/build.ts';
 import { resolveModelSource } from '../../factory/download.ts';
+import { buildBuiltinEmbedder } from '../../rag/embedder/build.ts';
 import { modelTypedData, type ModelChannelWeights } from '../../models/typed-data.ts';
 import { DEFAULT_NODE_URL, NodeClient } from '../client.ts';
 import type { Output } from '../output.ts';
@@ -100,6 +101,34 @@ export async function modelsBuildBase(
   );
 }
 
+/**
+ * `openledger models build-embedder`: builds the built-in embedding model for RAG
+ * (`openledger-embed-static`, a static BERT GGUF computed from the built-in corpus; what
+ * `npm install` does once after the base model) into the package's models/ folder; kept when
+ * already current.
+ */
+export async function modelsBuildEmbedder(flags: { force?: boolean }, out: Output): Promise<void> {
+  out.progress('building the built-in embedding model');
+  const result = await buildBuiltinEmbedder({
+    ...(flags.force === true ? { force: true } : {}),
+    onProgress: (p) => {
+      const line = `building the built-in embedding model: ${p.message} (${p.seconds.toFixed(1)} s)`;
+      // a line per phase where there is no spinner (npm install's log, CI)
+      if (p.phase === 'svd' && p.message.includes('step')) out.progressUpdate(line);
+      else out.progress(line);
+    },
+  });
+  out.progressDone();
+  const { card } = result;
+  out.result(
+    { path: result.path, built: result.built, card },
+    () =>
+      `${result.built ? 'built' : 'already current:'} ${card.name} (${(card.gguf.bytes / 2 ** 20).toFixed(1)} MiB, ${card.vocabSize.toLocaleString('en')} tokens, ${card.dimensions} dimensions)\n` +
+      `  ${result.path}\n` +
+      `  ${card.tokensWithVectors.toLocaleString('en')} token vectors from ${card.corpusTokens.toLocaleString('en')} corpus tokens in ${card.buildSeconds.toFixed(1)} s`,
+  );
+}
+
 /** Signatures stay valid for an hour, as with `publish`. */
 const DEADLINE_SECONDS = 3600;
 const CHANNELS = ['span', 'influence', 'rag'] as const;
@@ -187,7 +216,10 @@ export async function modelsChannelWeights(
   );
 }
 
-/** Registers `models add`, `models list`, `models build-base` and `models channel-weights`. */
+/**
+ * Registers `models add`, `models list`, `models build-base`, `models build-embedder` and
+ * `models channel-weights`.
+ */
 export function registerModelsCommand(
   program: Command,
   out: Output,
@@ -240,6 +272,13 @@ export function registerModelsCommand(
         steps?: string;
       }) => modelsBuildBase(options, out),
     );
+  models
+    .command('build-embedder')
+    .description(
+      'build the built-in embedding model for RAG from the built-in corpus (npm install does this once; kept when current)',
+    )
+    .option('--force', 'rebuild even when the current file matches the recipe')
+    .action((options: { force?: boolean }) => modelsBuildEmbedder(options, out));
   signerOptions(
     models
       .command('channel-weights')

@@ -26,6 +26,7 @@ import {
   attributeInference,
   catalogueModelBySha,
   chainSources,
+  ragEvidenceOf,
   verifyAttributionReceipt,
   type AttributionReceipt,
   type ReceiptVerification,
@@ -200,6 +201,9 @@ export async function verifyBundle(
       block: BigInt(claimed.block),
       shards: claimed.datanets,
       traceOptions: claimed.channels.span?.options ?? {},
+      // The RAG channel's scores are the node's model output: the weights and payouts that
+      // follow from them are recomputed exactly (docs/rag.md "Verifying the RAG channel").
+      rag: claimed.channels.rag ? ragEvidenceOf(claimed.channels.rag) : null,
     },
     {
       ...chainSources(chain.publicClient, {

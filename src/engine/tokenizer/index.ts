@@ -13,4 +13,5 @@ export type { DecodeOptions, EncodeOptions, SentencePieceVocab } from './sentenc
 export { BpeTokenizer, byteChar } from './bpe.ts';
 export type { BpeDecodeOptions, BpeEncodeOptions, BpePreTokenizer, BpeVocab } from './bpe.ts';
 export { tokenizerFromGguf } from './tokenizer.ts';
+export * from './wordpiece.ts';
 export type { Tokenizer } from './tokenizer.ts';

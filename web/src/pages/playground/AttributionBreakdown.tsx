@@ -89,11 +89,14 @@ export function AttributionBreakdown({
   receiptId,
   text,
   stats,
+  showAnswer = true,
 }: {
   receiptId: string;
   text: string;
   /** The answer's stats line, shown between the answer and its attribution. */
   stats: ReactNode;
+  /** False: only the Attribution section (a RAG answer shows its text with its citations). */
+  showAnswer?: boolean;
 }) {
   const [view, setView] = useState<ReceiptView | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -113,28 +116,30 @@ export function AttributionBreakdown({
   const contributors = receipt?.channels.span?.weights ?? [];
   return (
     <>
-      <p className="playground-text" data-testid="playground-text">
-        {segments
-          ? segments.map((s, i) =>
-              s.spans.length === 0 ? (
-                s.text
-              ) : (
-                <mark
-                  key={i}
-                  className="attribution-span"
-                  title={tooltip(s.spans)}
-                  data-testid="attribution-highlight"
-                  data-contributors={[
-                    ...new Set(s.spans.flatMap((x) => x.occurrences.map((o) => o.contributor))),
-                  ].join(',')}
-                >
-                  {s.text}
-                </mark>
-              ),
-            )
-          : text}
-      </p>
-      {stats}
+      {showAnswer && (
+        <p className="playground-text" data-testid="playground-text">
+          {segments
+            ? segments.map((s, i) =>
+                s.spans.length === 0 ? (
+                  s.text
+                ) : (
+                  <mark
+                    key={i}
+                    className="attribution-span"
+                    title={tooltip(s.spans)}
+                    data-testid="attribution-highlight"
+                    data-contributors={[
+                      ...new Set(s.spans.flatMap((x) => x.occurrences.map((o) => o.contributor))),
+                    ].join(',')}
+                  >
+                    {s.text}
+                  </mark>
+                ),
+              )
+            : text}
+        </p>
+      )}
+      {showAnswer && stats}
       <div className="playground-attribution" data-testid="attribution">
         <p className="small strong">Attribution</p>
         <ErrorBanner error={error} testId="attribution-error" />

@@ -2,19 +2,29 @@
 // streamed from the node's OpenAI-compatible API (/v1/chat/completions, signed in with the
 // session cookie). Under each answer: its tokens, tokens/s and the adapters that served it.
 // `?adapter=<sha256>&base=<baseModel>` (the training run page's link) preselects an adapter.
+// With datanets picked under "Datanets (RAG)", the request carries `rag` and the answer comes
+// with numbered sources and `[n]` citations linking to the rows (RagAnswer.tsx, docs/web.md).
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { PageHeader } from '../../components/PageHeader';
 import { Card, ErrorBanner, Spinner } from '../../components/ui';
-import { ApiError, factoryApi, toApiError, type TrainJob } from '../../lib/api';
+import {
+  ApiError,
+  datanetsApi,
+  factoryApi,
+  request,
+  toApiError,
+  type DatanetSummary,
+  type TrainJob,
+} from '../../lib/api';
 import { useAuth } from '../../lib/auth';
 import { SignInNotice } from '../datanets/common';
 import { EscrowCard } from '../escrow/EscrowCard';
 import { modelName } from '../factory/common';
 import { modelsApi, type PublishedModel } from '../models/api';
 import { AttributionBreakdown, paidReceiptId } from './AttributionBreakdown';
+import { RagAnswer, readRagChatStream, type RagCitation, type RagInfo } from './RagAnswer';
 import {
   describeAdapters,
-  readChatStream,
   StreamError,
   type ChatUsage,
   type OpenLedgerInfo,
@@ -45,6 +55,49 @@ interface Turn {
   usage?: ChatUsage;
   openledger?: OpenLedgerInfo;
   error?: string;
+  /** Asked with `rag` (answered from datanets). */
+  ragAsked?: boolean;
+  /** A RAG answer's sources and checked citations. */
+  rag?: RagInfo;
+  citations?: RagCitation[];
+}
+
+/** GET /api/rag: the vector index in use and the embedder (null until first loaded). */
+interface RagStatus {
+  vectors: string;
+  reason: string;
+  embedder: { name: string; sha256: string; dimensions: number } | null;
+  error?: string;
+}
+
+/** The node's most datanets per RAG request (src/api/routes/openai.ts). */
+const RAG_MAX_DATANETS = 16;
+
+type ReadableDatanet = DatanetSummary & { canRead?: boolean };
+
+interface RagChoices {
+  /** Null when the node has no RAG (the reason is in `error`). */
+  status: RagStatus | null;
+  /** Datanets the signed-in wallet may read. */
+  datanets: ReadableDatanet[];
+  error: ApiError | null;
+}
+
+async function loadRagChoices(signal: AbortSignal): Promise<RagChoices> {
+  const [status, list] = await Promise.allSettled([
+    request<RagStatus>('/api/rag', { signal }),
+    datanetsApi.list({}, signal),
+  ]);
+  const datanets =
+    list.status === 'fulfilled'
+      ? (list.value.datanets as ReadableDatanet[]).filter((d) => d.canRead !== false)
+      : [];
+  const failed = status.status === 'rejected' ? status : list.status === 'rejected' ? list : null;
+  return {
+    status: status.status === 'fulfilled' ? status.value : null,
+    datanets,
+    error: failed ? toApiError(failed.reason) : null,
+  };
 }
 
 interface Options {
@@ -101,7 +154,12 @@ function query(): { adapter: string | null; base: string | null } {
 
 function AnswerStats({ turn }: { turn: Turn }) {
   const info = turn.openledger;
-  if (turn.streaming) return <p className="muted small playground-stats">streaming…</p>;
+  if (turn.streaming)
+    return (
+      <p className="muted small playground-stats">
+        {turn.ragAsked ? 'answering from the sources…' : 'streaming…'}
+      </p>
+    );
   if (!info) return null;
   return (
     <p
@@ -147,6 +205,9 @@ function PlaygroundChat() {
   const [input, setInput] = useState('');
   const [running, setRunning] = useState<AbortController | null>(null);
   const [adding, setAdding] = useState('');
+  const [ragChoices, setRagChoices] = useState<RagChoices | null>(null);
+  const [ragDatanets, setRagDatanets] = useState<number[]>([]);
+  const [strict, setStrict] = useState(true);
   const endRef = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
@@ -161,6 +222,22 @@ function PlaygroundChat() {
       });
     return () => ctrl.abort();
   }, []);
+
+  useEffect(() => {
+    const ctrl = new AbortController();
+    loadRagChoices(ctrl.signal)
+      .then(setRagChoices)
+      .catch((err: unknown) => {
+        if (!ctrl.signal.aborted)
+          setRagChoices({ status: null, datanets: [], error: toApiError(err) });
+      });
+    return () => ctrl.abort();
+  }, []);
+
+  const datanetNames = useMemo(
+    () => new Map((ragChoices?.datanets ?? []).map((d) => [d.id, d.name])),
+    [ragChoices],
+  );
 
   useEffect(() => {
     endRef.current?.scrollIntoView?.({ block: 'nearest' });
@@ -211,12 +288,13 @@ function PlaygroundChat() {
         { role: 'user', content: text },
       ];
       const ctrl = new AbortController();
+      const rag = ragDatanets.length > 0 ? { datanets: ragDatanets, strict } : undefined;
       setRunning(ctrl);
       setInput('');
       setTurns((prev) => [
         ...prev,
         { role: 'user', content: text },
-        { role: 'assistant', content: '', streaming: true },
+        { role: 'assistant', content: '', streaming: true, ragAsked: rag !== undefined },
       ]);
       const update = (patch: (t: Turn) => Turn) =>
         setTurns((prev) => [...prev.slice(0, -1), patch(prev[prev.length - 1]!)]);
@@ -233,13 +311,14 @@ function PlaygroundChat() {
             ...(weights.length ? { adapters: weights } : {}),
             ...(Number.isSafeInteger(tokens) && tokens > 0 ? { max_tokens: tokens } : {}),
             ...(Number.isFinite(heat) ? { temperature: heat } : {}),
+            ...(rag ? { rag } : {}),
             stream: true,
             stream_options: { include_usage: true },
           }),
           signal: ctrl.signal,
         });
         if (!res.ok || !res.body) throw await v1Error(res);
-        const answer = await readChatStream(res.body, (delta) =>
+        const answer = await readRagChatStream(res.body, (delta) =>
           update((t) => ({ ...t, content: t.content + delta })),
         );
         update((t) => ({
@@ -247,6 +326,7 @@ function PlaygroundChat() {
           streaming: false,
           ...(answer.usage ? { usage: answer.usage } : {}),
           ...(answer.openledger ? { openledger: answer.openledger } : {}),
+          ...(answer.rag ? { rag: answer.rag, citations: answer.citations ?? [] } : {}),
         }));
       } catch (err) {
         if (ctrl.signal.aborted) {
@@ -269,7 +349,7 @@ function PlaygroundChat() {
         setRunning(null);
       }
     },
-    [input, running, model, adapters, turns, system, maxTokens, temperature],
+    [input, running, model, adapters, turns, system, maxTokens, temperature, ragDatanets, strict],
   );
 
   if (!options && !error) return <Spinner label="Loading models…" />;
@@ -415,6 +495,13 @@ function PlaygroundChat() {
               base.
             </span>
           </div>
+          <RagPicker
+            choices={ragChoices}
+            selected={ragDatanets}
+            onSelected={setRagDatanets}
+            strict={strict}
+            onStrict={setStrict}
+          />
           <label className="field field-wide">
             <span className="field-label">System prompt</span>
             <textarea
@@ -457,9 +544,27 @@ function PlaygroundChat() {
               data-streaming={t.streaming ? 'true' : 'false'}
             >
               <p className="small strong">{t.role === 'user' ? 'You' : 'Model'}</p>
-              {t.role === 'assistant' &&
-              !t.streaming &&
-              paidReceiptId(t.openledger, options?.published) ? (
+              {t.role === 'assistant' && !t.streaming && t.rag ? (
+                <>
+                  <RagAnswer
+                    text={t.content}
+                    rag={t.rag}
+                    citations={t.citations ?? []}
+                    stats={<AnswerStats turn={t} />}
+                    datanetNames={datanetNames}
+                  />
+                  {paidReceiptId(t.openledger, options?.published) && (
+                    <AttributionBreakdown
+                      receiptId={paidReceiptId(t.openledger, options?.published)!}
+                      text={t.content}
+                      stats={null}
+                      showAnswer={false}
+                    />
+                  )}
+                </>
+              ) : t.role === 'assistant' &&
+                !t.streaming &&
+                paidReceiptId(t.openledger, options?.published) ? (
                 <AttributionBreakdown
                   receiptId={paidReceiptId(t.openledger, options?.published)!}
                   text={t.content}
@@ -514,6 +619,108 @@ function PlaygroundChat() {
         </form>
       </Card>
     </div>
+  );
+}
+
+/** The "Datanets (RAG)" picker: readable datanets to answer from, and "Only from sources". */
+function RagPicker({
+  choices,
+  selected,
+  onSelected,
+  strict,
+  onStrict,
+}: {
+  choices: RagChoices | null;
+  selected: number[];
+  onSelected: (ids: number[]) => void;
+  strict: boolean;
+  onStrict: (strict: boolean) => void;
+}) {
+  const toggle = (id: number, on: boolean) =>
+    onSelected(on ? [...selected, id].sort((a, b) => a - b) : selected.filter((x) => x !== id));
+  const status = choices?.status ?? null;
+  return (
+    <fieldset
+      className="field field-wide"
+      data-testid="rag-datanets"
+      data-selected={selected.join(',')}
+    >
+      <legend className="field-label">Datanets (RAG)</legend>
+      {!choices ? (
+        <Spinner label="Loading datanets…" />
+      ) : !status ? (
+        <span className="muted small" data-testid="rag-unavailable">
+          Answers from datanets are not available on this node
+          {choices.error ? `: ${choices.error.message}` : '.'}
+        </span>
+      ) : choices.datanets.length === 0 ? (
+        <span className="muted small" data-testid="rag-datanets-empty">
+          {choices.error
+            ? `The datanets could not be loaded: ${choices.error.message}`
+            : 'There is no datanet you may read on this node.'}
+        </span>
+      ) : (
+        <div className="choice-list choice-list-row">
+          {choices.datanets.map((d) => {
+            const on = selected.includes(d.id);
+            const noVersion = d.stats.latestVersion === 0;
+            const full = !on && selected.length >= RAG_MAX_DATANETS;
+            return (
+              <label
+                key={d.id}
+                className={`choice${on ? ' choice-selected' : ''}`}
+                title={
+                  noVersion
+                    ? 'No version committed yet: answers use committed rows only'
+                    : full
+                      ? `At most ${RAG_MAX_DATANETS} datanets per question`
+                      : undefined
+                }
+              >
+                <input
+                  type="checkbox"
+                  value={d.id}
+                  checked={on}
+                  disabled={(noVersion && !on) || full}
+                  onChange={(e) => toggle(d.id, e.target.checked)}
+                  data-testid={`rag-datanet-${d.id}`}
+                />
+                <span className="choice-main">
+                  <span className="strong">{d.name}</span>
+                  <span className="choice-meta">
+                    <span>#{d.id}</span>
+                    <span>{noVersion ? 'no version yet' : `v${d.stats.latestVersion}`}</span>
+                    <span>{d.stats.approvedRows} rows</span>
+                  </span>
+                </span>
+              </label>
+            );
+          })}
+        </div>
+      )}
+      <label className="checkbox">
+        <input
+          type="checkbox"
+          checked={strict}
+          onChange={(e) => onStrict(e.target.checked)}
+          data-testid="rag-strict"
+        />
+        <span>Only from sources</span>
+      </label>
+      <span className="field-help">
+        With datanets picked, the node finds the rows that best match your question, numbers them as
+        sources and the answer cites them as [n]. Only from sources: citations a source does not
+        support are removed, an answer with none supported is replaced by the best matching source
+        sentence (or says the sources do not contain the answer), and it arrives in one piece.
+        {status &&
+          ` Retrieval: ${status.vectors} vectors${status.embedder ? `, ${status.embedder.name} embeddings` : ''}.`}
+      </span>
+      {status?.error && (
+        <span className="field-help" data-testid="rag-embedder-error">
+          The embedder is not available: {status.error}
+        </span>
+      )}
+    </fieldset>
   );
 }
 
