@@ -47,6 +47,7 @@ describe(
     let contributors: DatanetActor[];
     let caller: DatanetActor;
     let modelId: number;
+    let datanetId: number;
     let usageId: string;
     let output: string;
     let receipt: AttributionReceipt;
@@ -81,7 +82,7 @@ describe(
         description: 'One unique planted passage per contributor.',
       });
       assert.equal(created.status, 201, JSON.stringify(created.body));
-      const datanetId = created.body.id as number;
+      datanetId = created.body.id as number;
       const ids: string[] = [];
       for (const [i, actor] of contributors.entries()) {
         const sent = await actor.contributeRows(datanetId, [
@@ -377,6 +378,65 @@ describe(
       const revenue = await caller.call('GET', `/api/attribution/models/${modelId}/revenue`);
       assert.equal(revenue.body.fees, receipt.inference.fee);
       assert.equal(revenue.body.collected, receipt.inference.fee);
+    });
+
+    it('pays the contributor a RAG answer cites, through the RAG channel, verifiably', async () => {
+      const cited = contributors[2]!.account.address.toLowerCase();
+      const answer = await caller.call('POST', '/v1/chat/completions', {
+        model: `model:${modelId}`,
+        messages: [
+          { role: 'user', content: 'Who folded seven paper comets above the Drennick mill?' },
+        ],
+        rag: { datanets: [datanetId], k: 3 },
+        max_tokens: 16,
+        temperature: 0,
+      });
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.match(answer.body.choices[0].message.content, /Tamsorel/);
+      const citation = answer.body.citations.find((c: { supported: boolean }) => c.supported);
+      assert.equal(citation.contributor, cited, JSON.stringify(answer.body.citations));
+      const id = answer.headers.get('x-openledger-receipt-id')!;
+
+      const got = await caller.call('GET', `/api/attribution/receipts/${id}`);
+      assert.equal(got.status, 200, JSON.stringify(got.body));
+      const rag = (got.body.receipt as AttributionReceipt).channels.rag!;
+      assert.ok(rag, 'the receipt has a RAG channel');
+      assert.deepEqual(
+        rag.weights.map((w) => [w.contributor, w.weight]),
+        [[cited, '1000000000']],
+      );
+      assert.ok(rag.sources.find((s) => s.cited)?.contributor === cited);
+      const payouts = (got.body.receipt as AttributionReceipt).payouts;
+      assert.equal(
+        payouts.reduce((sum, p) => sum + BigInt(p.amount), 0n),
+        BigInt(got.body.receipt.inference.fee),
+      );
+      assert.ok(BigInt(payouts.find((p) => p.address === cited)?.amount ?? '0') > 0n);
+
+      // Anyone rebuilds it from public data; an edited RAG weight is caught.
+      const bundle = {
+        kind: 'openledger.attribution-bundle' as const,
+        receipt: got.body.receipt,
+        inferenceReceipt: got.body.inferenceReceipt,
+        promptTokens: got.body.promptTokens,
+        output: got.body.output,
+      };
+      const options = {
+        modelsDirs: [],
+        onlyGivenDirs: true,
+        cacheDir: path.join(dataDir, 'verify-cache'),
+      };
+      const verified = await verifyBundle(bundle, new NodeClient(node.url), options);
+      assert.equal(verified.ok, true, JSON.stringify(verified));
+      // A receipt paying someone else for the cited row fails the row's on-chain inclusion proof.
+      const tampered = structuredClone(bundle);
+      const at = (tampered.receipt as AttributionReceipt).channels.rag!.sources.findIndex(
+        (s) => s.cited,
+      );
+      tampered.receipt.channels.rag.sources[at].contributor = owner.account.address.toLowerCase();
+      const caught = await verifyBundle(tampered, new NodeClient(node.url), options);
+      assert.equal(caught.ok, false);
+      assert.equal(!caught.ok && caught.path, `channels.rag.sources[${at}].contributor`);
     });
   },
 );

@@ -20,7 +20,9 @@ import { loadBuiltinCorpus } from '../src/factory/builtin/corpus.ts';
 import { BUILTIN_MODELS_DIR, BUILTIN_MODEL_NAME } from '../src/factory/builtin/paths.ts';
 import { startNode, type RunningNode } from '../src/node/index.ts';
 import { builtinEmbedderPath } from '../src/rag/embedder/index.ts';
+import { ablationWeights, refitFromRecorded } from '../src/rag/contextcite.ts';
 import { chooseVectorStore, RagService } from '../src/rag/index.ts';
+import { ragMessages } from '../src/rag/prompt.ts';
 import { CLI_ENTRY } from './helpers/cli.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { freshPostgresDatabase, POSTGRES_SKIP } from './helpers/postgres.ts';
@@ -217,6 +219,42 @@ describe('RAG over datanets (pglite, pgvector)', { skip: SKIP }, () => {
     assert.match(found.body.sources[0].text, /Merrow Fenn/);
   });
 
+  it('scores ablations of the sources with the serving model (ContextCite)', async () => {
+    const question = 'How many storms did Orrin Tasker log?';
+    const retrieved = await node.context.rag!.retrieve({
+      caller: undefined,
+      datanets: [almanac],
+      query: question,
+      k: 5,
+    });
+    assert.match(retrieved[0]!.text, /Orrin Tasker/);
+    // The fact and one short other source: what fits the built-in model's 256 tokens.
+    const sources = [
+      retrieved[0]!,
+      { ...retrieved[1]!, n: 2, text: 'The harbour pilot Jem Rook guided nine whalers home.' },
+    ];
+    const messages = [{ role: 'user', content: question }];
+    const score = async (mask: readonly boolean[]) =>
+      (
+        await node.context.serving.scoreChat({
+          model: BUILTIN_MODEL_NAME,
+          messages: ragMessages(
+            messages,
+            sources.filter((_, j) => mask[j]),
+          ),
+          continuation: FACT,
+        })
+      ).logprob;
+    const run = await ablationWeights({ sources: sources.length, score, seed: 'rag-test' });
+    assert.equal(run.y.length, 1 + 32 + 8);
+    assert.ok(run.y.every((y) => Number.isFinite(y) && Number.isInteger(y * 2 ** 16)));
+    // A verifier refits the same weights, bit for bit, from the recorded scores.
+    assert.deepEqual(refitFromRecorded(run.masks, run.y).weights, run.weights);
+    // The sources the prompt holds change the answer's score (the built-in 1M model is too small
+    // to copy from its context, so which way is not asserted here).
+    assert.ok(new Set(run.y).size > 1, `scores: ${run.y.join(', ')}`);
+  });
+
   it('finds the same with the embedded usearch index', async () => {
     const vectors = await chooseVectorStore(node.context.database, dataDir, 'usearch');
     assert.equal(vectors.kind, 'usearch');
@@ -226,11 +264,16 @@ describe('RAG over datanets (pglite, pgvector)', { skip: SKIP }, () => {
       vectors,
       embedder: () => node.context.rag!.embedder(),
     });
-    const sources = await rag.retrieve({
-      caller: undefined,
-      datanets: [almanac],
-      query: 'How many storms did Orrin Tasker log?',
-    });
+    const query = 'How many storms did Orrin Tasker log?';
+    const sources = await rag.retrieve({ caller: undefined, datanets: [almanac], query });
+    // The approximate index finds what exact search finds.
+    const embedder = await rag.embedder();
+    const [vector] = await embedder.embed([query]);
+    const exact = await chooseVectorStore(node.context.database, dataDir, 'exact');
+    assert.deepEqual(
+      (await vectors.store.search(embedder.sha256, [almanac], vector!, 10)).map((h) => h.chunkId),
+      (await exact.store.search(embedder.sha256, [almanac], vector!, 10)).map((h) => h.chunkId),
+    );
     assert.match(sources[0]!.text, /Orrin Tasker/);
     await vectors.store.close();
   });

@@ -1,8 +1,8 @@
 /**
  * A cited answer, around one generation: retrieve and number the sources, fit them into the
  * model's context, then check what the answer cites and, in strict mode ("answer only from
- * sources"), return only supported text — the model's, else the best source sentence, else the
- * fixed "not in the sources" sentence. What was given and cited is stored by inference id, for
+ * sources"), return only supported sentences — the model's, else the best source sentence, else
+ * the fixed "not in the sources" sentence. What was given and cited is stored by inference id, for
  * the receipt's RAG channel.
  */
 import { createHash } from 'node:crypto';
@@ -11,7 +11,13 @@ import type { Db } from '../db/index.ts';
 import * as schema from '../db/schema.ts';
 import { OpenLedgerError } from '../errors.ts';
 import type { AdapterRequest, ChatMessage, ServingEngine } from '../serving/index.ts';
-import { answerFromSources, checkCitations, NOT_IN_SOURCES } from './cite.ts';
+import {
+  answerFromSources,
+  checkCitations,
+  NOT_IN_SOURCES,
+  parseCitations,
+  splitSentences,
+} from './cite.ts';
 import { questionOf, ragMessages } from './prompt.ts';
 import type { RagService } from './service.ts';
 import type { Citation, Source } from './types.ts';
@@ -97,21 +103,31 @@ export interface FinishedRag {
   kind: AnswerKind;
 }
 
-/** Checks the generated text's citations; in strict mode keeps only what the sources support. */
+/**
+ * Checks the generated text's citations. Strict: only the sentences a cited source supports are
+ * kept (with their supported markers, and a marker added where the check found the support);
+ * with none, the source sentence that answers the question; with none, NOT_IN_SOURCES. Not
+ * strict: the model's text as it is, with each of its markers marked supported or not.
+ */
 export function finishRag(prepared: PreparedRag, generated: string): FinishedRag {
   const checked = checkCitations(generated, prepared.sources);
-  const citations = checked.citations.map(({ n, sentence, supported }) => ({
-    n,
-    sentence,
-    supported,
-  }));
-  if (!prepared.strict) return { text: generated, citations, kind: 'model' };
-  if (citations.some((c) => c.supported))
+  if (!prepared.strict)
     return {
-      text: checked.cleaned,
-      citations: citations.filter((c) => c.supported),
+      text: generated,
+      citations: checked.citations
+        .filter((c) => !c.added)
+        .map(({ n, sentence, supported }) => ({ n, sentence, supported })),
       kind: 'model',
     };
+  // `cleaned` keeps only supported markers (and the added ones): a sentence with one is supported.
+  const kept = splitSentences(checked.cleaned).filter((s) => parseCitations(s.text).length > 0);
+  if (kept.length > 0) {
+    const text = kept.map((s) => s.text).join(' ');
+    const citations = splitSentences(text).flatMap((s, sentence) =>
+      parseCitations(s.text).map((n) => ({ n, sentence, supported: true })),
+    );
+    return { text, citations, kind: 'model' };
+  }
   const extract = answerFromSources(prepared.question, prepared.sources);
   if (extract) return { text: extract.answer, citations: extract.citations, kind: 'extractive' };
   return { text: NOT_IN_SOURCES, citations: [], kind: 'not-in-sources' };

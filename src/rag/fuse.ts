@@ -1,7 +1,7 @@
 /**
  * Reciprocal rank fusion (Cormack, Clarke and Büttcher, SIGIR 2009): the hybrid retriever's way of
  * merging the full-text ranking with the vector ranking. It uses ranks only, so the two lists'
- * incomparable scores (ts_rank_cd and cosine) never meet.
+ * incomparable scores (IDF-weighted full text and cosine) never meet.
  */
 import { OpenLedgerError } from '../errors.ts';
 

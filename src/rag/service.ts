@@ -235,8 +235,8 @@ export class RagService {
   }
 
   /**
-   * The k best chunks for a query over datanets the caller may read: full text (ts_rank_cd over
-   * websearch_to_tsquery) and vectors, each the top RAG_CANDIDATES, fused by reciprocal rank.
+   * The k best chunks for a query over datanets the caller may read: full text (`fullText`) and
+   * vectors, each the top RAG_CANDIDATES, fused by reciprocal rank.
    */
   async retrieve(input: {
     caller: Address | undefined;

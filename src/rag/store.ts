@@ -80,7 +80,7 @@ export async function chooseVectorStore(
         'CONFIG_INVALID',
         `${RAG_VECTORS_ENV}=pgvector, but this ${database.kind} database has no pgvector extension.`,
         {
-          hint: 'Install pgvector on the server (then restart the node), or leave the choice to the node.',
+          hint: 'The node uses pgvector in databases created (migrated) where the extension was installed; unset the variable to use its embedded index.',
         },
       );
     const store = new PgvectorStore(database.db);
@@ -270,8 +270,9 @@ class UsearchStore implements VectorStore {
       metric: this.usearch.MetricKind.Cos,
       quantization: this.usearch.ScalarKind.F32,
       connectivity: 16,
-      expansion_add: 128,
-      expansion_search: 64,
+      // Wide beams: a missed nearest neighbour would drop a chunk from the fused ranking.
+      expansion_add: 256,
+      expansion_search: 256,
       multi: false,
     });
   }

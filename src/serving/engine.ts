@@ -795,31 +795,27 @@ export class ServingEngine {
       );
     const lease = await target.base.lease(target.adapters);
     try {
-      const ask = (token: Token, next: Token): ControlledEvaluateInputItem => [
+      // The raw logits of the whole vocabulary: llama.cpp's probabilities (and filtered logits)
+      // come after its default sampling filters, which drop tokens and renormalise.
+      const ask = (token: Token): ControlledEvaluateInputItem => [
         token,
-        {
-          generateNext: {
-            logits: { filter: { tokens: [next], includeMax: true } },
-            totalLogitWeight: true,
-            options: { temperature: 1 },
-          },
-        },
+        { generateNext: { logits: true } },
       ];
       const all = [...prompt, ...continuation];
       const items: ControlledEvaluateInputItem[] = all
         .slice(0, -1)
-        .map((token, i) => (i < prompt.length - 1 ? token : ask(token, all[i + 1]!)));
+        .map((token, i) => (i < prompt.length - 1 ? token : ask(token)));
       const out = await lease.sequence.controlledEvaluate(items);
       let logprob = 0;
       for (let i = prompt.length - 1; i < all.length - 1; i++) {
-        const next = out[i]?.next;
-        const logits = next?.logits;
-        const total = next?.totalLogitWeight;
-        if (!logits || total === undefined) throw new Error(`no logits at position ${i}`);
-        const maxLogit = Math.max(...logits.values());
-        const logit = logits.get(all[i + 1]!) ?? -Infinity;
-        // p = exp(logit − max) / Σ exp(l − max)
-        logprob += logit - maxLogit - Math.log(total);
+        const logits = out[i]?.next?.logits;
+        if (!logits) throw new Error(`llama.cpp gave no logits at position ${i}`);
+        let max = -Infinity;
+        for (const value of logits.values()) if (value > max) max = value;
+        let sum = 0;
+        for (const value of logits.values()) sum += Math.exp(value - max);
+        // log softmax of the forced token
+        logprob += (logits.get(all[i + 1]!) ?? -Infinity) - max - Math.log(sum);
       }
       return { logprob, tokens: continuation.length };
     } finally {

@@ -96,13 +96,13 @@ const ChatBody = Type.Object(
     rag: Type.Optional(
       Type.Object(
         {
-          datanets: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 16 }),
+          datanets: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 16 }),
           k: Type.Optional(Type.Integer({ minimum: 1, maximum: RAG_MAX_K })),
           strict: Type.Optional(Type.Boolean()),
         },
         {
           description:
-            'OpenLedger: answer from these datanets (docs/rag.md). The caller needs read access to each. The response carries `citations`; strict (default true) returns only text the sources support.',
+            'OpenLedger: answer from these datanets (docs/rag.md). The caller needs read access to each. The response carries `citations`; strict (default true) returns only the sentences the sources support (else a source sentence, else a fixed refusal).',
         },
       ),
     ),

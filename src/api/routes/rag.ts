@@ -97,7 +97,8 @@ export function ragRoutes(app: FastifyInstance, ctx: NodeContext): void {
     {
       schema: {
         tags: ['datanets'],
-        summary: 'One row of a datanet (what a citation links to), for readers of the datanet',
+        summary:
+          'One row of a datanet (what a citation links to), for its readers; rows not in a version only for curators',
         params: Type.Object({
           id: Type.Integer({ minimum: 1 }),
           rowId: Type.String({ format: 'uuid' }),
@@ -126,7 +127,13 @@ export function ragRoutes(app: FastifyInstance, ctx: NodeContext): void {
         .from(schema.datanetRows)
         .where(and(eq(schema.datanetRows.datanetId, id), eq(schema.datanetRows.id, rowId)));
       const row = rows[0];
-      if (!row) throw new OpenLedgerError('NOT_FOUND', `Datanet ${id} has no row ${rowId}.`);
+      // Rows not (yet) in a version are for the datanet's curators, as contributions are.
+      const caller = request.principal?.address;
+      const visible =
+        row?.status === 'approved' ||
+        (caller !== undefined && (await ctx.datanets.isCurator(id, caller)));
+      if (!row || !visible)
+        throw new OpenLedgerError('NOT_FOUND', `Datanet ${id} has no row ${rowId}.`);
       return { ...row, createdAt: row.createdAt.toISOString() };
     },
   );

@@ -14,16 +14,23 @@ import type { Command } from 'commander';
 import {
   BaseError,
   ContractFunctionRevertedError,
+  getAddress,
   type Abi,
   type Address,
   type Hash,
+  type Hex,
   type LocalAccount,
 } from 'viem';
 import { resolveSigner } from '../../chain/accounts.ts';
 import type { ChainConnection } from '../../chain/clients.ts';
-import { AttributionSettlementAbi, OpenTokenAbi } from '../../chain/generated/contracts.ts';
+import {
+  AttributionSettlementAbi,
+  DatanetRegistryAbi,
+  OpenTokenAbi,
+} from '../../chain/generated/contracts.ts';
 import {
   attributeInference,
+  attributionReceiptHash,
   catalogueModelBySha,
   chainSources,
   ragEvidenceOf,
@@ -192,6 +199,8 @@ export async function verifyBundle(
     return bytes;
   };
   const claimed = bundle.receipt;
+  const unproven = await ragSourcesOnChain(claimed, client, chain, c.DatanetRegistry);
+  if (unproven) return unproven;
   const recomputed = await attributeInference(
     {
       inference: bundle.inferenceReceipt,
@@ -233,6 +242,62 @@ export async function verifyBundle(
     },
   );
   return verifyAttributionReceipt(claimed, recomputed);
+}
+
+/**
+ * The RAG channel names its sources' rows and contributors; each cited one must be in its datanet
+ * version as committed on-chain (the registry's `verifyRow` over the node's Merkle proof), so a
+ * receipt cannot pay a contributor for a row that is not theirs. Reading the proof needs read
+ * access to the datanet, as the answer's caller had.
+ */
+async function ragSourcesOnChain(
+  receipt: AttributionReceipt,
+  client: NodeClient,
+  chain: ChainConnection,
+  registry: Address | undefined,
+): Promise<ReceiptVerification | null> {
+  const sources = receipt.channels.rag?.sources ?? [];
+  if (sources.length === 0) return null;
+  if (!registry)
+    throw new OpenLedgerError(
+      'NOT_DEPLOYED',
+      'The node names no DatanetRegistry to check RAG sources against.',
+    );
+  for (const [i, source] of sources.entries()) {
+    if (!source.cited) continue;
+    const proof = await client.request<{
+      leaf: { contributor: string; contributionIdBytes32: Hex };
+      proof: Hex[];
+    }>(
+      'GET',
+      `/api/datanets/${source.datanetId}/versions/${source.version}/proof?rowHash=${source.rowHash}`,
+    );
+    const included = await chain.publicClient.readContract({
+      address: registry,
+      abi: DatanetRegistryAbi,
+      functionName: 'verifyRow',
+      args: [
+        BigInt(source.datanetId),
+        BigInt(source.version),
+        `0x${source.rowHash}`,
+        getAddress(source.contributor),
+        proof.leaf.contributionIdBytes32,
+        proof.proof,
+      ],
+    });
+    if (!included) {
+      const hash = attributionReceiptHash(receipt);
+      return {
+        ok: false,
+        path: `channels.rag.sources[${i}].contributor`,
+        actual: source.contributor,
+        expected: proof.leaf.contributor.toLowerCase(),
+        hash,
+        expectedHash: '',
+      };
+    }
+  }
+  return null;
 }
 
 function epochNumber(value: string): bigint {
