@@ -318,6 +318,38 @@ test(
         await waitForText(byId('rewards-claim-blocked'), 'Everything earned is claimed');
         assert.equal(await byId('rewards-epoch').getAttribute('data-final'), 'true');
       });
+
+      await step(
+        'a RAG answer in the Playground links its citation to the row and contributor',
+        async () => {
+          await byId('nav-playground').click();
+          await byId('playground-model').selectOption('openledger-base-1m');
+          await byId('rag-datanet-1').check();
+          assert.equal(await byId('rag-strict').isChecked(), true);
+          await byId('playground-max-tokens').fill('16');
+          await byId('playground-input').fill('Who sang nine pale hymns under the Oskelle bridge?');
+          await byId('playground-send').click();
+          const answer = byId('playground-answer').last();
+          const citation = answer.getByTestId('citation-1').first();
+          await citation.waitFor({ timeout: 30_000 });
+          assert.match(await textOf(answer.getByTestId('playground-text')), /Brisvane/);
+          const source = answer.getByTestId('rag-source-1');
+          assert.equal(await source.getAttribute('data-cited'), 'cited');
+          assert.equal(
+            (await source.getAttribute('data-contributor'))?.toLowerCase(),
+            contributor.address.toLowerCase(),
+          );
+          const href = (await citation.getAttribute('href'))!;
+          assert.match(href, /^\/datanets\/1\/rows\/[0-9a-f-]{36}\?start=\d+&end=\d+$/);
+          await page!.goto(at(href));
+          await waitForText(byId('row-highlight'), /Brisvane the copper lantern/);
+          assert.match(await textOf(byId('row-text')), /Oskelle bridge/);
+          assert.match(
+            (await textOf(byId('row-contributor'))).toLowerCase(),
+            new RegExp(contributor.address.toLowerCase().slice(2, 10)),
+          );
+        },
+      );
       assert.deepEqual(pageErrors, []);
     } finally {
       await browser?.close().catch(() => {});

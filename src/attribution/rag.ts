@@ -49,9 +49,12 @@ export interface RagChannel {
   weights: { contributor: string; weight: string }[];
 }
 
+/** A source as the channel needs it: where its row is, not which stored chunk it came from. */
+export type RagSource = Omit<SourceRef, 'chunkId' | 'rowId'>;
+
 /** What the channel is computed from: the stored answer's sources and citations, and the scores. */
 export interface RagEvidence {
-  sources: readonly SourceRef[];
+  sources: readonly RagSource[];
   citations: readonly Citation[];
   ablation: RagAblation | null;
 }
@@ -81,7 +84,7 @@ export function ragChannel(evidence: RagEvidence): RagChannel | null {
     const used = sources.map((s, j) => (cited.has(s.n) ? fit.weights[j]! : 0));
     if (!fit.fallback && used.some((w) => w > 0)) fitted = used;
   }
-  const weightOf = (s: SourceRef, j: number) => (fitted ? fitted[j]! : cited.has(s.n) ? 1 : 0);
+  const weightOf = (s: RagSource, j: number) => (fitted ? fitted[j]! : cited.has(s.n) ? 1 : 0);
   const ppb = normalisePpb(
     channelCredits(
       sources
@@ -115,10 +118,8 @@ export function ragEvidenceOf(channel: RagChannel): RagEvidence {
   return {
     sources: channel.sources.map((s) => ({
       n: s.n,
-      chunkId: 0,
       datanetId: s.datanetId,
       version: s.version,
-      rowId: '',
       rowHash: s.rowHash,
       contributor: s.contributor,
       charStart: s.charStart,

@@ -134,18 +134,7 @@ export function finishRag(prepared: PreparedRag, generated: string): FinishedRag
 }
 
 /** A source as receipts and stored answers keep it: where it is, never its text. */
-export interface SourceRef {
-  n: number;
-  chunkId: number;
-  datanetId: number;
-  version: number;
-  rowId: string;
-  rowHash: string;
-  contributor: string;
-  charStart: number;
-  charEnd: number;
-  textSha256: string;
-}
+export type SourceRef = Omit<Source, 'text' | 'score'> & { textSha256: string };
 
 export async function recordRagAnswer(
   db: Db,
@@ -156,17 +145,9 @@ export async function recordRagAnswer(
     finished: FinishedRag;
   },
 ): Promise<void> {
-  const sources: SourceRef[] = input.prepared.sources.map((s) => ({
-    n: s.n,
-    chunkId: s.chunkId,
-    datanetId: s.datanetId,
-    version: s.version,
-    rowId: s.rowId,
-    rowHash: s.rowHash,
-    contributor: s.contributor,
-    charStart: s.charStart,
-    charEnd: s.charEnd,
-    textSha256: createHash('sha256').update(s.text).digest('hex'),
+  const sources: SourceRef[] = input.prepared.sources.map(({ text, score: _score, ...where }) => ({
+    ...where,
+    textSha256: createHash('sha256').update(text).digest('hex'),
   }));
   await db
     .insert(schema.ragAnswers)
@@ -184,35 +165,31 @@ export async function recordRagAnswer(
     .onConflictDoNothing();
 }
 
-/** A citation as the API returns it (OpenAI-style snake case), with the row it points at. */
+/** Where a source's text is (OpenAI-style snake case), for citations and sources alike. */
+function rowView(source: Source) {
+  return {
+    datanet_id: source.datanetId,
+    version: source.version,
+    row_id: source.rowId,
+    row_hash: source.rowHash,
+    contributor: source.contributor,
+    char_start: source.charStart,
+    char_end: source.charEnd,
+  };
+}
+
+/** A citation as the API returns it, with the row it points at. */
 export function citationView(citation: Citation, sources: readonly Source[]) {
   const source = sources.find((s) => s.n === citation.n)!;
   return {
     n: citation.n,
     sentence: citation.sentence,
     supported: citation.supported,
-    datanet_id: source.datanetId,
-    version: source.version,
-    row_id: source.rowId,
-    row_hash: source.rowHash,
-    contributor: source.contributor,
-    char_start: source.charStart,
-    char_end: source.charEnd,
+    ...rowView(source),
     url: `/datanets/${source.datanetId}/rows/${source.rowId}`,
   };
 }
 
 export function sourceView(source: Source) {
-  return {
-    n: source.n,
-    datanet_id: source.datanetId,
-    version: source.version,
-    row_id: source.rowId,
-    row_hash: source.rowHash,
-    contributor: source.contributor,
-    char_start: source.charStart,
-    char_end: source.charEnd,
-    text: source.text,
-    score: source.score,
-  };
+  return { n: source.n, ...rowView(source), text: source.text, score: source.score };
 }

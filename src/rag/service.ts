@@ -324,11 +324,12 @@ export class RagService {
     const scope = and(eq(c.embedder, embedder), inArray(c.datanetId, [...ids]));
     const terms = await queryRows<{ lexeme: string; df: number; n: number }>(
       db,
-      sql`with q as (select distinct unnest(tsvector_to_array(to_tsvector('english', ${query}))) as lexeme)
+      sql`with q as (select distinct unnest(tsvector_to_array(to_tsvector('english', ${query}))) as lexeme),
+          total as (select count(*)::int as n from ${c} where ${scope})
           select q.lexeme,
             (select count(*)::int from ${c} where ${scope} and ${c.tsv} @@ plainto_tsquery('simple', q.lexeme)) as df,
-            (select count(*)::int from ${c} where ${scope}) as n
-          from q order by q.lexeme`,
+            total.n
+          from q, total order by q.lexeme`,
     );
     const present = terms.filter((t) => t.df > 0);
     if (present.length === 0) return [];

@@ -158,11 +158,11 @@ class PgvectorStore implements VectorStore {
 
   constructor(private readonly db: Db) {}
 
-  private async ensureIndex(embedder: string, dimensions: number, db: Db = this.db): Promise<void> {
+  private async ensureIndex(embedder: string, dimensions: number): Promise<void> {
     if (this.indexed.has(embedder)) return;
     checkEmbedder(embedder);
     // A partial expression index is how pgvector serves several dimensions in one column.
-    await db.execute(
+    await this.db.execute(
       sql.raw(
         `CREATE INDEX IF NOT EXISTS rag_vectors_hnsw_${embedder.slice(0, 16)} ON rag_vectors ` +
           `USING hnsw ((embedding::vector(${dimensions})) vector_cosine_ops) WHERE embedder = '${embedder}'`,
@@ -178,7 +178,8 @@ class PgvectorStore implements VectorStore {
     db: Db = this.db,
   ): Promise<void> {
     if (items.length === 0) return;
-    await this.ensureIndex(embedder, items[0]!.vector.length, db);
+    // The HNSW index is made at the first search, after a datanet's first (bulk) load: building
+    // it once over the rows is much faster than growing it row by row.
     for (let at = 0; at < items.length; at += 500) {
       const batch = items.slice(at, at + 500);
       await db.execute(sql`
