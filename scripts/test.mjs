@@ -15,7 +15,8 @@ const files = readdirSync(path.join(root, 'test'), { recursive: true })
   .map((file) => path.join('test', file));
 
 // One file at a time by default: most suites are CPU-bound on CI's two cores, and running two at
-// once measured slower there (1,087 s against 982 s). OPENLEDGER_TEST_CONCURRENCY overrides it.
+// once was no faster on this machine (1,087 s against 982 s, with other work beside it).
+// OPENLEDGER_TEST_CONCURRENCY overrides it.
 const concurrency = process.env.OPENLEDGER_TEST_CONCURRENCY ?? '1';
 const result = spawnSync(
   process.execPath,
