@@ -280,7 +280,7 @@ async function main() {
       `| ${r.lane} | ${r.vectors} | ${r.chunks} | ${f(r.indexSeconds)} | ${f(r.chunksPerSecond)} | ${f(r.chunks / (r.indexSeconds + embedSeconds))} |`,
     );
   console.log(
-    '\n| lane | full text p50 / p95 ms | vector p50 / p95 ms | fused retrieval p50 / p95 ms |',
+    '\n| lane | plain full text (ts_rank) p50 / p95 ms | vector p50 / p95 ms | fused retrieval p50 / p95 ms |',
   );
   console.log('|---|---:|---:|---:|');
   for (const r of results)

@@ -1,7 +1,8 @@
 /**
  * Reading a streamed OpenAI chat completion (`stream: true`) as this node sends it: server-sent
  * events of `data: <json>` ending in `data: [DONE]`, the last content chunk carrying the
- * `openledger` field (receipt, adapters, timings) and, with `stream_options.include_usage`, a
+ * `openledger` field (receipt, adapters, timings; `rag` and a top-level `citations` on answers from
+ * datanets) and, with `stream_options.include_usage`, a
  * chunk with `usage` and no choices. Browser-safe (no Node.js imports): the CLI's `chat` and the
  * web app's Playground both read streams with it.
  *
@@ -14,6 +15,46 @@ export interface ServedAdapterInfo {
   id: string;
   name: string | null | undefined;
   weight: number;
+}
+
+/** A `[n]` of a RAG answer after the node's support check (src/rag/answer.ts `citationView`). */
+export interface RagCitation {
+  n: number;
+  /** Index of the answer sentence that carries it. */
+  sentence: number;
+  supported: boolean;
+  datanet_id: number;
+  version: number;
+  row_id: string;
+  row_hash: string;
+  contributor: string;
+  char_start: number;
+  char_end: number;
+  url: string;
+}
+
+/** A numbered source given to the model (src/rag/answer.ts `sourceView`). */
+export interface RagSource {
+  n: number;
+  datanet_id: number;
+  version: number;
+  row_id: string;
+  row_hash: string;
+  contributor: string;
+  char_start: number;
+  char_end: number;
+  text: string;
+  score: number;
+}
+
+/** `openledger.rag` of an answer from datanets (the request's `rag` field). */
+export interface RagInfo {
+  strict: boolean;
+  /** Whose words: the model's, a source sentence (strict fallback), or the fixed refusal. */
+  answer: 'model' | 'extractive' | 'not-in-sources';
+  sources: RagSource[];
+  /** Retrieved but left out for lack of context. */
+  dropped_sources: number;
 }
 
 /** The node's `openledger` extension of a completion. */
@@ -30,6 +71,8 @@ export interface OpenLedgerInfo {
     cold_adapters: boolean;
     ended: string;
   };
+  /** Present on answers from datanets. */
+  rag?: RagInfo;
 }
 
 export interface ChatUsage {
@@ -45,6 +88,8 @@ export interface StreamedChat {
   finishReason: string | null;
   usage: ChatUsage | undefined;
   openledger: OpenLedgerInfo | undefined;
+  /** An answer from datanets: its checked citations (the final chunk's top-level field). */
+  citations: RagCitation[] | undefined;
 }
 
 /** An error object sent in the stream after it had begun (OpenAI's shape). */
@@ -96,6 +141,7 @@ interface ChunkShape {
   choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[];
   usage?: ChatUsage | null;
   openledger?: OpenLedgerInfo;
+  citations?: RagCitation[];
   error?: { message: string; type?: string; code?: string | null };
 }
 
@@ -114,6 +160,7 @@ export async function readChatStream(
     finishReason: null,
     usage: undefined,
     openledger: undefined,
+    citations: undefined,
   };
   for await (const event of sseData(body)) {
     const chunk = event as ChunkShape;
@@ -129,6 +176,7 @@ export async function readChatStream(
     if (choice?.finish_reason) result.finishReason = choice.finish_reason;
     if (chunk.usage) result.usage = chunk.usage;
     if (chunk.openledger) result.openledger = chunk.openledger;
+    if (chunk.citations) result.citations = chunk.citations;
   }
   return result;
 }

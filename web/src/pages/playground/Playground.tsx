@@ -22,9 +22,10 @@ import { EscrowCard } from '../escrow/EscrowCard';
 import { modelName } from '../factory/common';
 import { modelsApi, type PublishedModel } from '../models/api';
 import { AttributionBreakdown, paidReceiptId } from './AttributionBreakdown';
-import { RagAnswer, readRagChatStream, type RagCitation, type RagInfo } from './RagAnswer';
+import { RagAnswer, type RagCitation, type RagInfo } from './RagAnswer';
 import {
   describeAdapters,
+  readChatStream,
   StreamError,
   type ChatUsage,
   type OpenLedgerInfo,
@@ -318,7 +319,7 @@ function PlaygroundChat() {
           signal: ctrl.signal,
         });
         if (!res.ok || !res.body) throw await v1Error(res);
-        const answer = await readRagChatStream(res.body, (delta) =>
+        const answer = await readChatStream(res.body, (delta) =>
           update((t) => ({ ...t, content: t.content + delta })),
         );
         update((t) => ({
@@ -326,7 +327,9 @@ function PlaygroundChat() {
           streaming: false,
           ...(answer.usage ? { usage: answer.usage } : {}),
           ...(answer.openledger ? { openledger: answer.openledger } : {}),
-          ...(answer.rag ? { rag: answer.rag, citations: answer.citations ?? [] } : {}),
+          ...(answer.openledger?.rag
+            ? { rag: answer.openledger.rag, citations: answer.citations ?? [] }
+            : {}),
         }));
       } catch (err) {
         if (ctrl.signal.aborted) {

@@ -1,108 +1,14 @@
 // A Playground answer from datanets (the request's `rag` field, docs/web.md): the answer with each
 // `[n]` linking to the cited row's page (its chunk highlighted), then a "Sources" panel with every
 // numbered source, its datanet and version, a snippet, its contributor and whether the answer
-// cites it. Links open in a new tab so the conversation stays. Also the stream reader that keeps
-// the completion's top-level `citations` (readChatStream keeps `openledger`, where `rag` is).
+// cites it. Links open in a new tab so the conversation stays.
 import type { ReactNode } from 'react';
 import { Badge } from '../../components/ui';
 import { shortAddress } from '../../lib/format';
 import { contributorPath } from '../datanets/common';
-import {
-  sseData,
-  StreamError,
-  type ChatUsage,
-  type OpenLedgerInfo,
-} from '../../../../src/util/openai-stream.ts';
+import type { RagCitation, RagInfo, RagSource } from '../../../../src/util/openai-stream.ts';
 
-/** A `[n]` of the answer after the node's support check (src/rag/answer.ts, citationView). */
-export interface RagCitation {
-  n: number;
-  /** Index of the answer sentence that carries it. */
-  sentence: number;
-  supported: boolean;
-  datanet_id: number;
-  version: number;
-  row_id: string;
-  row_hash: string;
-  contributor: string;
-  char_start: number;
-  char_end: number;
-  url: string;
-}
-
-/** A numbered source given to the model (src/rag/answer.ts, sourceView). */
-export interface RagSource {
-  n: number;
-  datanet_id: number;
-  version: number;
-  row_id: string;
-  row_hash: string;
-  contributor: string;
-  char_start: number;
-  char_end: number;
-  text: string;
-  score: number;
-}
-
-/** `openledger.rag` of a RAG completion. */
-export interface RagInfo {
-  strict: boolean;
-  /** Whose words: the model's, a source sentence (strict fallback), or the fixed refusal. */
-  answer: 'model' | 'extractive' | 'not-in-sources';
-  sources: RagSource[];
-  /** Retrieved but left out for lack of context. */
-  dropped_sources: number;
-}
-
-export interface RagStreamedChat {
-  text: string;
-  usage: ChatUsage | undefined;
-  openledger: OpenLedgerInfo | undefined;
-  citations: RagCitation[] | undefined;
-  rag: RagInfo | undefined;
-}
-
-interface ChunkShape {
-  choices?: { delta?: { content?: string | null } }[];
-  usage?: ChatUsage | null;
-  openledger?: OpenLedgerInfo & { rag?: RagInfo };
-  citations?: RagCitation[];
-  error?: { message: string; type?: string; code?: string | null };
-}
-
-/**
- * Reads a chat completion stream as readChatStream does (text deltas to `onDelta`, usage, the
- * `openledger` field, StreamError for an error sent inside the stream), keeping the `citations`
- * and `openledger.rag` that the last content chunk of a RAG answer carries.
- */
-export async function readRagChatStream(
-  body: ReadableStream<Uint8Array>,
-  onDelta: (text: string) => void,
-): Promise<RagStreamedChat> {
-  const result: RagStreamedChat = {
-    text: '',
-    usage: undefined,
-    openledger: undefined,
-    citations: undefined,
-    rag: undefined,
-  };
-  for await (const event of sseData(body)) {
-    const chunk = event as ChunkShape;
-    if (chunk.error) throw new StreamError(chunk.error);
-    const delta = chunk.choices?.[0]?.delta?.content;
-    if (delta) {
-      result.text += delta;
-      onDelta(delta);
-    }
-    if (chunk.usage) result.usage = chunk.usage;
-    if (chunk.openledger) {
-      result.openledger = chunk.openledger;
-      if (chunk.openledger.rag) result.rag = chunk.openledger.rag;
-    }
-    if (chunk.citations) result.citations = chunk.citations;
-  }
-  return result;
-}
+export type { RagCitation, RagInfo, RagSource };
 
 /** The row page of a source, its chunk's characters highlighted. */
 export function sourceRowPath(s: {
