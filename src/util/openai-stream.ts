@@ -17,32 +17,29 @@ export interface ServedAdapterInfo {
   weight: number;
 }
 
+/** Where a RAG source's text is: its row and the chunk's characters (src/rag/answer.ts `rowView`). */
+export interface RagRowRef {
+  datanet_id: number;
+  version: number;
+  row_id: string;
+  row_hash: string;
+  contributor: string;
+  char_start: number;
+  char_end: number;
+}
+
 /** A `[n]` of a RAG answer after the node's support check (src/rag/answer.ts `citationView`). */
-export interface RagCitation {
+export interface RagCitation extends RagRowRef {
   n: number;
   /** Index of the answer sentence that carries it. */
   sentence: number;
   supported: boolean;
-  datanet_id: number;
-  version: number;
-  row_id: string;
-  row_hash: string;
-  contributor: string;
-  char_start: number;
-  char_end: number;
   url: string;
 }
 
 /** A numbered source given to the model (src/rag/answer.ts `sourceView`). */
-export interface RagSource {
+export interface RagSource extends RagRowRef {
   n: number;
-  datanet_id: number;
-  version: number;
-  row_id: string;
-  row_hash: string;
-  contributor: string;
-  char_start: number;
-  char_end: number;
   text: string;
   score: number;
 }

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { OpenLedgerError } from '../../errors.ts';
+import type { ChatUsage, OpenLedgerInfo, RagCitation, RagInfo } from '../../util/openai-stream.ts';
 import type { Output } from '../output.ts';
 import {
   client,
@@ -26,36 +27,11 @@ interface AskFlags extends KeyFlags {
   temperature?: string;
 }
 
-interface AskCitation {
-  n: number;
-  sentence: number;
-  supported: boolean;
-  datanet_id: number;
-  version: number;
-  row_id: string;
-  row_hash: string;
-  contributor: string;
-  url: string;
-}
-
-interface AskSource {
-  n: number;
-  datanet_id: number;
-  version: number;
-  row_id: string;
-  contributor: string;
-  text: string;
-  score: number;
-}
-
 interface AskResponse {
   choices: { message: { content: string } }[];
-  citations: AskCitation[];
-  usage: { prompt_tokens: number; completion_tokens: number };
-  openledger: {
-    receipt: { id: string; hash?: string };
-    rag: { strict: boolean; answer: string; sources: AskSource[]; dropped_sources: number };
-  };
+  citations: RagCitation[];
+  usage: ChatUsage;
+  openledger: OpenLedgerInfo & { rag: RagInfo };
 }
 
 function datanetIds(values: string[] | undefined): number[] {
