@@ -21,6 +21,8 @@ import { factoryRoutes } from './routes/factory.ts';
 import { factoryEvalRoutes } from './routes/factory-eval.ts';
 import { factoryExportRoutes } from './routes/factory-exports.ts';
 import { factorySketchRoutes } from './routes/factory-sketches.ts';
+import { governanceRoutes } from './routes/governance.ts';
+import { marketRoutes } from './routes/market.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -115,6 +117,8 @@ export async function buildServer(
   attributionRoutes(app, ctx);
   rewardsRoutes(app, ctx);
   adapterMergeRoutes(app, ctx);
+  governanceRoutes(app, ctx);
+  marketRoutes(app, ctx);
 
   const webDir = options.webDir;
   const hasWeb = webDir !== undefined && existsSync(path.join(webDir, 'index.html'));

@@ -40,6 +40,8 @@ export interface ModelTerms {
   split: RevenueSplitBps;
   channelWeights: ChannelWeights;
   datanets: { id: number; version: number }[];
+  /** Who is staked on the model (ModelStaking) at the receipt's block, and how much (wei). */
+  stakers: { address: string; stake: bigint }[];
 }
 
 /** Where the public data comes from: the node's own stores, or a verifier's RPC and node API. */
@@ -210,7 +212,7 @@ export async function attributeInference(
     span,
     influence,
     rag,
-    stakers: [],
+    stakers: terms.stakers,
     platform: await sources.platform(),
     block: input.block,
     penalized,

@@ -57,6 +57,7 @@ export function ledgerFor(ctx: NodeContext): AttributionLedger | undefined {
       AttributionSettlement: c.AttributionSettlement,
       OpenToken: c.OpenToken,
       ContributionBonds: c.ContributionBonds,
+      ModelStaking: c.ModelStaking,
     },
     relayer: ctx.relayer,
     ragScorer: async (input) => (await ctx.serving.scoreChat(input)).logprob,

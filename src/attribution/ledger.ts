@@ -60,6 +60,7 @@ export interface LedgerContracts {
   AttributionSettlement: Address;
   OpenToken: Address;
   ContributionBonds?: Address | undefined;
+  ModelStaking?: Address | undefined;
 }
 
 export interface EpochView {

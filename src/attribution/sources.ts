@@ -11,6 +11,7 @@ import {
   AttributionSettlementAbi,
   ContributionBondsAbi,
   ModelRegistryAbi,
+  ModelStakingAbi,
 } from '../chain/generated/contracts.ts';
 import { OpenLedgerError } from '../errors.ts';
 import type { ModelCatalog } from '../factory/models.ts';
@@ -21,6 +22,8 @@ export interface ChainSourceContracts {
   ModelRegistry: Address;
   AttributionSettlement: Address;
   ContributionBonds?: Address | undefined;
+  /** Absent from deployments before model staking (issue #8): no model has stakers then. */
+  ModelStaking?: Address | undefined;
 }
 
 const shaCache = new Map<string, { key: string; sha256: string }>();
@@ -65,7 +68,8 @@ export function chainSources(
   return {
     async terms(modelId: number, block: bigint): Promise<ModelTerms> {
       const id = BigInt(modelId);
-      const [model, owner, datanets, weights, platformBps] = await Promise.all([
+      const staking = contracts.ModelStaking;
+      const [model, owner, datanets, weights, platformBps, stakes] = await Promise.all([
         client.readContract({ ...registry, functionName: 'model', args: [id], blockNumber: block }),
         client.readContract({
           ...registry,
@@ -86,6 +90,23 @@ export function chainSources(
           blockNumber: block,
         }),
         client.readContract({ ...registry, functionName: 'platformFeeBps', blockNumber: block }),
+        // The stakers as they were at the receipt's block (a block before ModelStaking existed
+        // has none): they share the model's stakers part by stake.
+        staking && staking !== zeroAddress
+          ? client
+              .readContract({
+                address: staking,
+                abi: ModelStakingAbi,
+                functionName: 'stakesOf',
+                args: [id],
+                blockNumber: block,
+              })
+              .catch(async (error: unknown) => {
+                const code = await client.getCode({ address: staking, blockNumber: block });
+                if (!code || code === '0x') return [[], []] as const;
+                throw error;
+              })
+          : ([[], []] as const),
       ]);
       return {
         id: modelId,
@@ -102,6 +123,10 @@ export function chainSources(
         },
         channelWeights: { span: weights.span, influence: weights.influence, rag: weights.rag },
         datanets: datanets.map((d) => ({ id: Number(d.datanetId), version: Number(d.version) })),
+        stakers: stakes[0].map((address, i) => ({
+          address: getAddress(address).toLowerCase(),
+          stake: stakes[1][i]!,
+        })),
       };
     },
     async penalized(addresses: readonly string[], block: bigint): Promise<string[]> {

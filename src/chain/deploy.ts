@@ -31,6 +31,11 @@ import {
   OpenTokenAbi,
   OpenTokenBytecode,
 } from './generated/contracts.ts';
+import {
+  GOVERNANCE_CONTRACTS,
+  deployGovernance,
+  type GovernanceContract,
+} from './deploy-governance.ts';
 import { LOCAL_CHAIN_ID } from './local.ts';
 
 /** OPEN's fixed supply: one billion tokens of 18 decimals. */
@@ -122,7 +127,7 @@ export interface Deployment {
     /** Absent from records written before contribution bonds; `ensureDeployment` adds it. */
     ContributionBonds?: Address;
     DevFaucet?: Address;
-  };
+  } & Partial<Record<GovernanceContract, Address>>;
   deployer: Address;
   treasury: Address;
   transactions: Record<string, Hash>;
@@ -143,8 +148,8 @@ const REQUIRED_CONTRACTS = ['OpenToken', 'DatanetRegistry', 'ModelRegistry'] as 
 /**
  * Deploys the contract suite: the OPEN token (supply to the treasury), the datanet registry, the
  * model registry (which checks datanet versions against it), the inference escrow, the
- * attribution settlement, the contribution bonds and, on the local chain only, a faucet funded
- * with OPEN and ETH. Each step waits for its receipt, as it must on a real chain, and a reverted
+ * attribution settlement, the contribution bonds, the market and governance suite
+ * (deploy-governance.ts) and, on the local chain only, a faucet funded with OPEN and ETH. Each step waits for its receipt, as it must on a real chain, and a reverted
  * step fails the whole deployment with the step named.
  */
 export async function deployContracts(
@@ -204,7 +209,20 @@ export async function deployContracts(
   contracts.AttributionSettlement = settlement.address;
   const bonds = await deployBonds(conn, options.signer, contracts, treasury, step);
   contracts.ContributionBonds = bonds.address;
-  let lastBlock = bonds.blockNumber;
+  const governance = await deployGovernance(
+    conn,
+    options.signer,
+    {
+      OpenToken: contracts.OpenToken,
+      ModelRegistry: contracts.ModelRegistry,
+      AttributionSettlement: settlement.address,
+      ContributionBonds: bonds.address,
+    },
+    treasury,
+    step,
+  );
+  Object.assign(contracts, governance.contracts);
+  let lastBlock = governance.blockNumber;
 
   if (local) {
     const faucet = await step('deploy DevFaucet', () =>
@@ -414,7 +432,9 @@ export async function ensureDeployment(
     const missing =
       !recorded.contracts.InferenceEscrow ||
       (isDeployer &&
-        (!recorded.contracts.AttributionSettlement || !recorded.contracts.ContributionBonds));
+        (!recorded.contracts.AttributionSettlement ||
+          !recorded.contracts.ContributionBonds ||
+          GOVERNANCE_CONTRACTS.some((name) => !recorded.contracts[name])));
     if (missing && options.signer) {
       const transactions: Record<string, Hash> = {};
       const step = async (name: string, send: () => Promise<Hash>) => {
@@ -444,6 +464,21 @@ export async function ensureDeployment(
         contracts.ContributionBonds ??= (
           await deployBonds(conn, options.signer, contracts, recorded.treasury, step)
         ).address;
+        if (GOVERNANCE_CONTRACTS.some((name) => !contracts[name])) {
+          const governance = await deployGovernance(
+            conn,
+            options.signer,
+            {
+              OpenToken: contracts.OpenToken,
+              ModelRegistry: contracts.ModelRegistry,
+              AttributionSettlement: contracts.AttributionSettlement,
+              ContributionBonds: contracts.ContributionBonds,
+            },
+            recorded.treasury,
+            step,
+          );
+          Object.assign(contracts, governance.contracts);
+        }
       }
       const updated: Deployment = {
         ...recorded,

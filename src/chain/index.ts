@@ -24,10 +24,24 @@ export {
   writeDeployment,
 } from './deploy.ts';
 export type { Deployment } from './deploy.ts';
+export {
+  GOVERNANCE_CONTRACTS,
+  INITIAL_DEFAULT_SPLIT,
+  governanceParameters,
+} from './deploy-governance.ts';
+export type { GovernanceContract } from './deploy-governance.ts';
 export { LOCAL_CHAIN_ID, anvilBinaryPath, startLocalChain } from './local.ts';
 export type { LocalChain } from './local.ts';
 export {
+  AgentStakingAbi,
   AttributionSettlementAbi,
+  ContributionVotesAbi,
+  ModelProposalsAbi,
+  ModelStakingAbi,
+  OpenLedgerGovernorAbi,
+  OpenLedgerTimelockAbi,
+  ProtocolParametersAbi,
+  StakedOpenAbi,
   ContributionBondsAbi,
   DatanetRegistryAbi,
   DevFaucetAbi,

@@ -32,6 +32,12 @@ import { deploy } from './commands/deploy.ts';
 import { registerBondCommands } from './commands/bonds.ts';
 import { registerEscrowCommands } from './commands/escrow.ts';
 import { registerExportCommand } from './commands/export.ts';
+import { registerMarketCommands } from './commands/market.ts';
+import {
+  registerAgentCommands,
+  registerGovernanceCommands,
+  registerStakeCommands,
+} from './commands/governance.ts';
 import { registerJobsCommands } from './commands/jobs.ts';
 import { keysCreate, keysList, keysRevoke } from './commands/keys.ts';
 import { registerModelsCommand } from './commands/models.ts';
@@ -378,6 +384,10 @@ registerAskCommand(program, out, signerOptions);
 registerAttributionCommands(program, out, signerOptions);
 registerEscrowCommands(program, out, signerOptions);
 registerBondCommands(program, out, signerOptions);
+registerMarketCommands(program, out, signerOptions);
+registerAgentCommands(program, out, signerOptions);
+registerStakeCommands(program, out, signerOptions);
+registerGovernanceCommands(program, out, signerOptions);
 registerRouterCommand(program, out);
 
 signerOptions(

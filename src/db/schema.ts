@@ -602,3 +602,22 @@ export const ragAnswers = pgTable('rag_answers', {
   strict: boolean('strict').notNull(),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+// ---------------------------------------------------------------------------------------------
+// Agents (issue #8): staked compositions served as models. The chain (AgentStaking) holds each
+// agent's owner, name, stake and the sha256 of its specification; the node keeps the
+// specification itself, checked against that hash when it is registered here.
+
+export const agents = pgTable('agents', {
+  /** The agent id in AgentStaking. */
+  id: integer('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  /** The wallet that launched it (lower-case 0x address). */
+  owner: text('owner').notNull(),
+  /** The specification (src/market/agent-spec.ts) whose canonical JSON hashes to `specHash`. */
+  spec: jsonb('spec').notNull(),
+  /** sha256 hex of the canonical JSON spec, as on-chain. */
+  specHash: text('spec_hash').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});

@@ -95,6 +95,8 @@ export class ModelService {
       registry: Address;
       relayer: Relayer | undefined;
       jobs: JobRunner;
+      /** The governed default split (ProtocolParameters), read at each publish. */
+      defaultSplit?: (() => Promise<RevenueSplit>) | undefined;
     },
   ) {}
 
@@ -139,7 +141,8 @@ export class ModelService {
     if (!(await this.deps.blobs.has(result.adapterBlobId)))
       throw new OpenLedgerError('BLOB_NOT_FOUND', `The adapter of job ${job.id} is missing.`);
     const params = job.params as { baseModel: string; template: string };
-    const split = input.split ?? DEFAULT_SPLIT;
+    // Governance sets the default (ProtocolParameters); a node without it uses the built-in one.
+    const split = input.split ?? (await this.deps.defaultSplit?.()) ?? DEFAULT_SPLIT;
     checkSplit(split);
     checkPrice('pricePer1kInput', input.pricePer1kInput);
     checkPrice('pricePer1kOutput', input.pricePer1kOutput);

@@ -6,6 +6,7 @@ import type { DatanetService } from '../datanets/index.ts';
 import type { Database } from '../db/index.ts';
 import type { ModelCatalog } from '../factory/index.ts';
 import type { JobRunner } from '../jobs/index.ts';
+import type { AgentService, GovernanceService, MarketService } from '../market/index.ts';
 import type { ModelService } from '../models/index.ts';
 import type { AttributionLedger } from '../attribution/ledger.ts';
 import type { EscrowService } from '../payments/escrow.ts';
@@ -48,4 +49,10 @@ export interface NodeContext {
   ledger: AttributionLedger | undefined;
   /** RAG over datanets: indexes, retrieval, cited answers (absent without datanets). */
   rag: RagService | undefined;
+  /** The model market: browse and search published models, their lineage and on-chain record. */
+  market: MarketService | undefined;
+  /** Agents served as `agent:<name>` (absent without AgentStaking). */
+  agents: AgentService | undefined;
+  /** Staking, governance and protocol parameters (absent without the governance suite). */
+  governance: GovernanceService | undefined;
 }

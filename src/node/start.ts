@@ -24,6 +24,12 @@ import { openDatabase, type Database } from '../db/index.ts';
 import { ModelCatalog, registerFactoryJobs } from '../factory/index.ts';
 import { ensureBaseModel } from '../factory/download.ts';
 import { JobRunner } from '../jobs/index.ts';
+import {
+  AgentService,
+  GovernanceService,
+  MarketService,
+  governanceContracts,
+} from '../market/index.ts';
 import { ModelService } from '../models/index.ts';
 import { ledgerFor } from '../attribution/job.ts';
 import { EscrowService } from '../payments/escrow.ts';
@@ -135,6 +141,10 @@ export async function startNode(
         ),
       );
     }
+    const governed = governanceContracts(deployment.contracts);
+    const governance = governed
+      ? new GovernanceService(chain.publicClient, governed, BigInt(deployment.blockNumber))
+      : undefined;
     const context: NodeContext = {
       config,
       version: VERSION,
@@ -162,7 +172,11 @@ export async function startNode(
             registry: deployment.contracts.ModelRegistry,
             relayer,
             jobs,
+            defaultSplit: governance && (() => governance.defaultSplit()),
           })
+        : undefined,
+      market: deployment.contracts.ModelRegistry
+        ? new MarketService({ db: database.db, blobs, chain, deployment })
         : undefined,
       serving: new ServingEngine({
         options: serving,
@@ -177,6 +191,8 @@ export async function startNode(
       escrow,
       ledger: undefined,
       rag: undefined,
+      agents: undefined,
+      governance: undefined,
     };
     context.ledger = ledgerFor(context);
     if (context.datanets) {
@@ -192,6 +208,17 @@ export async function startNode(
             threads: config.serving.threads ?? Math.max(1, availableParallelism()),
             llama: await engine.getLlama(),
           }),
+      });
+    }
+
+    if (governed && governance) {
+      context.governance = governance;
+      context.agents = new AgentService({
+        db: database.db,
+        chain,
+        agentStaking: governed.AgentStaking,
+        serving: context.serving,
+        rag: context.rag,
       });
     }
 

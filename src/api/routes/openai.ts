@@ -11,6 +11,7 @@ import {
   type FinishedRag,
   type PreparedRag,
 } from '../../rag/answer.ts';
+import { AGENT_PREFIX } from '../../market/agents.ts';
 import { RAG_MAX_K } from '../../rag/service.ts';
 import type { GenerateRequest, GenerateResult, StartInfo } from '../../serving/index.ts';
 import { requirePrincipal } from '../auth.ts';
@@ -190,16 +191,29 @@ export function openAiRoutes(app: FastifyInstance, ctx: NodeContext): void {
         },
         async () => ({
           object: 'list',
-          data: (await ctx.serving.listModels()).map((m) => ({
-            id: m.id,
-            object: 'model',
-            created: m.created,
-            owned_by: m.kind === 'base' ? 'openledger' : m.kind,
-            // vLLM's fields for LoRA models: the base they run on.
-            root: m.adapter ?? m.id,
-            parent: m.parent ?? null,
-            openledger: { kind: m.kind, adapter: m.adapter ?? null, loaded: m.loaded },
-          })),
+          data: [
+            ...(await ctx.serving.listModels()).map((m) => ({
+              id: m.id,
+              object: 'model',
+              created: m.created,
+              owned_by: m.kind === 'base' ? 'openledger' : m.kind,
+              // vLLM's fields for LoRA models: the base they run on.
+              root: m.adapter ?? m.id,
+              parent: m.parent ?? null,
+              openledger: { kind: m.kind, adapter: m.adapter ?? null, loaded: m.loaded },
+            })),
+            ...((await ctx.agents?.list()) ?? [])
+              .filter((a) => a.active && a.specCurrent)
+              .map((a) => ({
+                id: a.model,
+                object: 'model',
+                created: a.launchedAt,
+                owned_by: a.owner,
+                root: a.model,
+                parent: null,
+                openledger: { kind: 'agent', adapter: null, loaded: true, agent_id: a.id },
+              })),
+          ],
         }),
       );
 
@@ -210,6 +224,7 @@ export function openAiRoutes(app: FastifyInstance, ctx: NodeContext): void {
         },
         async (request, reply) => {
           const body = request.body as Static<typeof ChatBody>;
+          if (body.model.startsWith(AGENT_PREFIX)) return serveAgent(ctx, request, reply, body);
           return serveGeneration(
             ctx,
             request,
@@ -232,6 +247,12 @@ export function openAiRoutes(app: FastifyInstance, ctx: NodeContext): void {
         },
         async (request, reply) => {
           const body = request.body as Static<typeof CompletionBody>;
+          if (body.model.startsWith(AGENT_PREFIX))
+            throw new OpenLedgerError(
+              'VALIDATION_FAILED',
+              'Agents answer chat completions only (POST /v1/chat/completions).',
+              { details: { field: 'model' } },
+            );
           return serveGeneration(ctx, request, reply, body, {
             endpoint: 'completions',
             prompt: typeof body.prompt === 'string' ? body.prompt : promptOf(body.prompt),
@@ -394,6 +415,76 @@ function receiptHeaders(reply: FastifyReply, id: string, hash: string | undefine
   if (hash) reply.header('x-openledger-receipt-hash', hash);
 }
 
+/**
+ * An agent (`agent:<name>`): its earlier steps run here, each an ordinary paid call; its last
+ * step is served like any chat completion (streamed when asked), over the conversation the
+ * earlier steps built, with the caller's sampling where the step sets none. The response names
+ * the agent and lists the earlier steps' receipts in `openledger.agent`.
+ */
+async function serveAgent(
+  ctx: NodeContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  body: Static<typeof ChatBody>,
+): Promise<unknown> {
+  if (!ctx.agents)
+    throw new OpenLedgerError(
+      'GOVERNANCE_UNAVAILABLE',
+      'This node has no AgentStaking contract, so no agents.',
+      { details: { field: 'model' } },
+    );
+  if (body.rag || body.adapters)
+    throw new OpenLedgerError(
+      'VALIDATION_FAILED',
+      'An agent brings its own adapters and datanets: leave `adapters` and `rag` out.',
+      { details: { field: body.rag ? 'rag' : 'adapters' } },
+    );
+  const controller = abortOnDisconnect(reply);
+  const plan = await ctx.agents.plan({
+    model: body.model,
+    messages: body.messages,
+    caller: requirePrincipal(request),
+    signal: controller.signal,
+  });
+  const final = plan.final;
+  return serveGeneration(
+    ctx,
+    request,
+    reply,
+    {
+      ...body,
+      model: final.model,
+      ...(final.adapters ? { adapters: final.adapters } : {}),
+      ...(final.max_tokens === undefined ? {} : { max_tokens: final.max_tokens }),
+      ...(final.temperature === undefined ? {} : { temperature: final.temperature }),
+    },
+    { endpoint: 'chat.completions', messages: plan.messages },
+    final.rag,
+    {
+      model: body.model,
+      info: {
+        agent: {
+          id: plan.agent.id,
+          name: plan.agent.name,
+          final_model: final.model,
+          steps: plan.steps.map((s) => ({
+            step: s.step,
+            model: s.model,
+            receipt: s.receipt,
+            published_model_id: s.publishedModelId ?? null,
+            usage: {
+              prompt_tokens: s.promptTokens,
+              completion_tokens: s.completionTokens,
+              total_tokens: s.promptTokens + s.completionTokens,
+            },
+            rag: s.rag,
+          })),
+        },
+      },
+    },
+  );
+}
+
 async function serveGeneration(
   ctx: NodeContext,
   request: FastifyRequest,
@@ -401,6 +492,8 @@ async function serveGeneration(
   body: SamplingBody,
   what: Pick<GenerateRequest, 'endpoint' | 'messages' | 'prompt'>,
   rag?: Static<typeof ChatBody>['rag'],
+  /** For an agent: the name the caller used, and what the response adds about it. */
+  as?: { model: string; info: Record<string, unknown> },
 ): Promise<unknown> {
   const controller = abortOnDisconnect(reply);
   const chat = what.endpoint === 'chat.completions';
@@ -423,7 +516,7 @@ async function serveGeneration(
     id: objectId(started!.id),
     object: chunkObject,
     created: started!.created,
-    model: started!.model,
+    model: as?.model ?? started!.model,
     choices: [
       chat
         ? {
@@ -563,6 +656,7 @@ async function serveGeneration(
           },
         }
       : {}),
+    ...as?.info,
   };
   if (stream) {
     if (reply.raw.destroyed) return reply;
@@ -577,7 +671,7 @@ async function serveGeneration(
     id: objectId(result.id),
     object: chat ? 'chat.completion' : 'text_completion',
     created: result.created,
-    model: result.model,
+    model: as?.model ?? result.model,
     choices: [
       chat
         ? {

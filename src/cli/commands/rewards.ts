@@ -11,17 +11,8 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import {
-  BaseError,
-  ContractFunctionRevertedError,
-  getAddress,
-  type Abi,
-  type Address,
-  type Hash,
-  type Hex,
-  type LocalAccount,
-} from 'viem';
-import { resolveSigner } from '../../chain/accounts.ts';
+import { getAddress, type Address, type Hex } from 'viem';
+import { nodeWallet, send } from '../wallet.ts';
 import type { ChainConnection } from '../../chain/clients.ts';
 import {
   AttributionSettlementAbi,
@@ -219,6 +210,7 @@ export async function verifyBundle(
         ModelRegistry: c.ModelRegistry,
         AttributionSettlement: c.AttributionSettlement,
         ContributionBonds: c.ContributionBonds,
+        ModelStaking: c.ModelStaking,
       }),
       blob: download,
       baseModel: async (name, sha256) => {
@@ -306,57 +298,17 @@ function epochNumber(value: string): bigint {
   return BigInt(value);
 }
 
-/** The CLI's own wallet on the node's chain, for actions its holder sends (and pays gas for). */
+/** The CLI's wallet with the settlement and token the node names. */
 async function walletContext(flags: AuthFlags) {
-  const client = new NodeClient(flags.url);
-  const status = await client.request<{
-    rpcUrl: string;
-    local: boolean;
-    contracts: Record<string, Address>;
-  }>('GET', '/api/status');
-  const settlement = status.contracts.AttributionSettlement;
-  const token = status.contracts.OpenToken;
+  const { chain, account, contracts } = await nodeWallet(flags);
+  const settlement = contracts.AttributionSettlement;
+  const token = contracts.OpenToken;
   if (!settlement || !token)
     throw new OpenLedgerError(
       'SETTLEMENT_UNAVAILABLE',
       'The node names no attribution settlement.',
     );
-  const account = await resolveSigner({
-    account: flags.account === undefined ? undefined : Number(flags.account),
-    privateKey: process.env.OPENLEDGER_PRIVATE_KEY,
-    keystore: flags.keystore,
-    keystorePassword: process.env.OPENLEDGER_KEYSTORE_PASSWORD,
-    local: status.local,
-  });
-  return { chain: await connectChain(status.rpcUrl), account, settlement, token };
-}
-
-/** Simulates (so a revert comes back by name), sends and waits for one transaction. */
-async function send(
-  chain: ChainConnection,
-  account: LocalAccount,
-  call: { address: Address; abi: Abi; functionName: string; args: readonly unknown[] },
-): Promise<Hash> {
-  try {
-    const { request } = await chain.publicClient.simulateContract({ ...call, account } as never);
-    const hash = await chain.walletFor(account).writeContract(request as never);
-    await chain.publicClient.waitForTransactionReceipt({ hash });
-    return hash;
-  } catch (cause) {
-    const reverted =
-      cause instanceof BaseError
-        ? cause.walk((e) => e instanceof ContractFunctionRevertedError)
-        : null;
-    const name =
-      reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
-    throw new OpenLedgerError(
-      name ? 'CONFLICT' : 'CHAIN_UNAVAILABLE',
-      name
-        ? `${call.functionName} was refused on-chain: ${name}${reverted instanceof ContractFunctionRevertedError && reverted.data?.args ? `(${reverted.data.args.map(String).join(', ')})` : ''}.`
-        : `${call.functionName} failed: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
-      { cause },
-    );
-  }
+  return { chain, account, settlement, token };
 }
 
 export function registerRewardCommands(attribution: Command, out: Output, signer: SignerOptions) {
