@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseUnits, type Address, type LocalAccount } from 'viem';
 import type { AttributionReceipt } from '../src/attribution/index.ts';
-import { OpenTokenAbi, devAccount } from '../src/chain/index.ts';
+import { ModelStakingAbi, OpenTokenAbi, devAccount } from '../src/chain/index.ts';
 import { resolveConfig } from '../src/config.ts';
 import { BUILTIN_MODELS_DIR, BUILTIN_MODEL_NAME } from '../src/factory/builtin/paths.ts';
 import { modelTypedData, publishFieldsFromPlan } from '../src/models/index.ts';
@@ -46,6 +46,8 @@ describe(
     let owner: DatanetActor;
     let contributors: DatanetActor[];
     let caller: DatanetActor;
+    let staker: DatanetActor;
+    const STAKE = parseUnits('10', 18);
     let modelId: number;
     let datanetId: number;
     let usageId: string;
@@ -76,6 +78,7 @@ describe(
       owner = new DatanetActor(node.url, devAccount(0));
       contributors = [1, 2, 3].map((i) => new DatanetActor(node.url, devAccount(i)));
       caller = new DatanetActor(node.url, devAccount(5));
+      staker = new DatanetActor(node.url, devAccount(6));
 
       const created = await owner.create({
         name: 'Canaries',
@@ -151,6 +154,26 @@ describe(
 
       // The caller deposits 10 OPEN into the escrow (faucet, permit, relayed).
       await deposit(caller.account, parseUnits('10', 18));
+
+      // A staker backs the model with 10 OPEN (its own transactions): it shares the stakers' part.
+      assert.equal((await staker.call('POST', '/api/faucet', {})).status, 200);
+      const staking = node.contracts.ModelStaking!;
+      for (const [address, abi, functionName, args] of [
+        [node.contracts.OpenToken!, OpenTokenAbi, 'approve', [staking, STAKE]],
+        [staking, ModelStakingAbi, 'stake', [BigInt(modelId), STAKE]],
+      ] as const) {
+        const { request } = await chain().simulateContract({
+          address,
+          abi,
+          functionName,
+          args,
+          account: staker.account,
+        } as never);
+        const hash = await node.context.chain
+          .walletFor(staker.account)
+          .writeContract(request as never);
+        await chain().waitForTransactionReceipt({ hash });
+      }
     });
 
     const deposit = async (account: LocalAccount, amount: bigint) => {
@@ -235,6 +258,12 @@ describe(
         .filter((_, i) => i !== 1)
         .map((c) => payouts.get(c.account.address.toLowerCase()) ?? 0n);
       for (const other of others) assert.ok((payouts.get(planted) ?? 0n) > other * 10n);
+      // The staker, staked at the receipt's block, is paid the model's stakers share (10 %).
+      const stakerAddress = staker.account.address.toLowerCase();
+      assert.deepEqual(receipt.stakers, [{ address: stakerAddress, stake: STAKE.toString() }]);
+      const stakerPayout = receipt.payouts.find((p) => p.address === stakerAddress);
+      assert.equal(stakerPayout?.role, 'staker');
+      assert.ok(BigInt(stakerPayout!.amount) > 0n);
       assert.ok(receipt.channels.influence, 'a model trained here has the influence channel');
 
       // Nobody else reads it; the planter (paid by it) does, without the caller's prompt.
@@ -369,6 +398,14 @@ describe(
       assert.equal((await balanceOf(planted)) - before, amount);
       const again = await contributors[1]!.call('POST', '/api/attribution/claims', {});
       assert.equal(again.body.error.code, 'NOTHING_TO_CLAIM');
+
+      // The claimed rewards earn as many contribution votes (cVOTE), minted by a sync.
+      const synced = await contributors[1]!.call('POST', '/api/governance/sync', {});
+      assert.equal(synced.status, 200, JSON.stringify(synced.body));
+      assert.equal(synced.body.minted, amount.toString());
+      assert.equal(synced.body.votes.contribution.votes, amount.toString());
+      const resynced = await contributors[1]!.call('POST', '/api/governance/sync', {});
+      assert.equal(resynced.body.minted, '0');
 
       const earnings = await caller.call('GET', `/api/attribution/earnings/${planted}`);
       assert.equal(earnings.status, 200);
