@@ -20,14 +20,14 @@ interface IModelCount {
 ///
 /// Unstaking is in two steps: `requestUnstake` stops the amount earning at once and starts its
 /// unbonding period; `withdraw` returns it after the period. A stake therefore cannot be parked
-/// on a model for one large call and taken straight back. A model holds at most `MAX_STAKERS`
-/// stakers (bounding every receipt) and each holds at least `minStake` (so that dust cannot fill
-/// the places).
+/// on a model for one large call and taken straight back. A model holds at most `maxStakers`
+/// stakers (bounding every receipt) and each holds at least `minStake`. When a model's places are
+/// full, a newcomer who stakes more than the smallest stake takes its place: the smallest is moved
+/// into unbonding (as if its holder had asked), so that nobody can close a model to others by
+/// filling its places with minimum stakes.
 contract ModelStaking is Ownable, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
-    /// @notice The most stakers one model may have.
-    uint256 public constant MAX_STAKERS = 128;
 
     struct Unbonding {
         uint256 amount;
@@ -36,6 +36,8 @@ contract ModelStaking is Ownable, ReentrancyGuard {
 
     IERC20 public immutable token;
     IModelCount public immutable modelRegistry;
+    /// @notice The most stakers one model may have (bounds each attribution receipt).
+    uint256 public immutable maxStakers;
 
     /// @notice The smallest stake an account may hold on a model (a partial unstake must leave
     /// at least this much or nothing).
@@ -54,24 +56,36 @@ contract ModelStaking is Ownable, ReentrancyGuard {
         uint256 indexed modelId, address indexed account, uint256 amount, uint256 stake, uint64 releaseAt
     );
     event Withdrawn(uint256 indexed modelId, address indexed account, uint256 amount);
+    /// @notice A full model's smallest staker was moved into unbonding to make room for `by`.
+    event Evicted(uint256 indexed modelId, address indexed account, uint256 amount, address indexed by);
     event ParametersSet(uint256 minStake, uint64 unbondingPeriod);
 
     error UnknownModel(uint256 modelId);
     error ZeroAmount();
     error BelowMinimumStake(uint256 stake, uint256 minStake);
-    error TooManyStakers(uint256 modelId);
+    /// @notice The model's places are full and the stake does not exceed the smallest one.
+    error TooManyStakers(uint256 modelId, uint256 smallestStake);
     error InsufficientStake(uint256 stake, uint256 wanted);
     error NothingToWithdraw(uint256 modelId, address account);
     error StillUnbonding(uint64 releaseAt);
     error ZeroAddress();
+    error InvalidParameters();
 
     /// @param governor sets the parameters (the Timelock)
-    constructor(IERC20 token_, IModelCount modelRegistry_, address governor, uint256 minStake_, uint64 unbondingPeriod_)
-        Ownable(governor)
-    {
+    /// @param maxStakers_ the most stakers a model may have
+    constructor(
+        IERC20 token_,
+        IModelCount modelRegistry_,
+        address governor,
+        uint256 maxStakers_,
+        uint256 minStake_,
+        uint64 unbondingPeriod_
+    ) Ownable(governor) {
         if (address(token_) == address(0) || address(modelRegistry_) == address(0)) revert ZeroAddress();
+        if (maxStakers_ == 0) revert InvalidParameters();
         token = token_;
         modelRegistry = modelRegistry_;
+        maxStakers = maxStakers_;
         _setParameters(minStake_, unbondingPeriod_);
     }
 
@@ -82,7 +96,7 @@ contract ModelStaking is Ownable, ReentrancyGuard {
         uint256 next = stakeOf[modelId][msg.sender] + amount;
         if (next < minStake) revert BelowMinimumStake(next, minStake);
         if (_position[modelId][msg.sender] == 0) {
-            if (_stakers[modelId].length >= MAX_STAKERS) revert TooManyStakers(modelId);
+            if (_stakers[modelId].length >= maxStakers) _evictSmallest(modelId, next);
             _stakers[modelId].push(msg.sender);
             _position[modelId][msg.sender] = _stakers[modelId].length;
         }
@@ -139,6 +153,25 @@ contract ModelStaking is Ownable, ReentrancyGuard {
         minStake = minStake_;
         unbondingPeriod = unbondingPeriod_;
         emit ParametersSet(minStake_, unbondingPeriod_);
+    }
+
+    /// @dev Moves the smallest stake of a full model into unbonding, if `incoming` exceeds it.
+    function _evictSmallest(uint256 modelId, uint256 incoming) private {
+        address[] storage list = _stakers[modelId];
+        address smallest = list[0];
+        uint256 least = stakeOf[modelId][smallest];
+        for (uint256 i = 1; i < list.length; ++i) {
+            uint256 amount = stakeOf[modelId][list[i]];
+            if (amount < least) (smallest, least) = (list[i], amount);
+        }
+        if (incoming <= least) revert TooManyStakers(modelId, least);
+        stakeOf[modelId][smallest] = 0;
+        totalStakeOf[modelId] -= least;
+        _removeStaker(modelId, smallest);
+        Unbonding storage u = unbondingOf[modelId][smallest];
+        u.amount += least;
+        u.releaseAt = uint64(block.timestamp) + unbondingPeriod;
+        emit Evicted(modelId, smallest, least, msg.sender);
     }
 
     function _removeStaker(uint256 modelId, address account) private {

@@ -1188,6 +1188,43 @@ describe('ModelStaking on a local chain', () => {
     assert.equal((await stakes()).get(carol.address), OPEN('1'));
   });
 
+  it('a full model takes a newcomer only above its smallest stake, which moves into unbonding', async () => {
+    assert.equal(await s.read('maxStakers', [], staking), P.maxStakers);
+    // Two places, to see the rule without 128 accounts.
+    const small = (await s.deploy(ModelStakingAbi, ModelStakingBytecode, [
+      s.c.OpenToken,
+      s.c.ModelRegistry,
+      admin.address,
+      2n,
+      OPEN('1'),
+      600n,
+    ])) as Address;
+    for (const who of [bob, carol, dave]) await s.approve(who, small);
+    await s.send(bob, 'stake', [model, OPEN('3')], small);
+    await s.send(carol, 'stake', [model, OPEN('2')], small);
+    // Not more than the smallest (2): refused, naming it.
+    await expectRevert(s.simulate(dave, 'stake', [model, OPEN('2')], small), 'TooManyStakers');
+    // A present staker can always add.
+    await s.send(carol, 'stake', [model, OPEN('0.5')], small);
+    // More than the smallest (2.5): dave takes carol's place; her stake unbonds, stops earning.
+    await s.send(dave, 'stake', [model, OPEN('2.6')], small);
+    const [accounts, amounts] = await s.read<[Address[], bigint[]]>('stakesOf', [model], small);
+    assert.deepEqual(
+      new Map(accounts.map((a, i) => [a, amounts[i]!])),
+      new Map([
+        [bob.address, OPEN('3')],
+        [dave.address, OPEN('2.6')],
+      ]),
+    );
+    assert.equal(await s.read('totalStakeOf', [model], small), OPEN('5.6'));
+    const [unbonding] = await s.read<[bigint, bigint]>(
+      'unbondingOf',
+      [model, carol.address],
+      small,
+    );
+    assert.equal(unbonding, OPEN('2.5'));
+  });
+
   it('only the Timelock sets its parameters', async () => {
     assert.equal(await s.read('owner', [], staking), s.c.OpenLedgerTimelock);
     await expectRevert(
@@ -1496,6 +1533,7 @@ describe('re-entrancy: the contracts over a hostile ERC-20 that calls back on tr
       hostile,
       registry,
       admin.address,
+      128n,
       OPEN('1'),
       UNBONDING,
     ]);

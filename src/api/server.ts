@@ -23,6 +23,7 @@ import { factoryExportRoutes } from './routes/factory-exports.ts';
 import { factorySketchRoutes } from './routes/factory-sketches.ts';
 import { governanceRoutes } from './routes/governance.ts';
 import { marketRoutes } from './routes/market.ts';
+import { proposalRoutes } from './routes/proposals.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -119,6 +120,7 @@ export async function buildServer(
   adapterMergeRoutes(app, ctx);
   governanceRoutes(app, ctx);
   marketRoutes(app, ctx);
+  proposalRoutes(app, ctx);
 
   const webDir = options.webDir;
   const hasWeb = webDir !== undefined && existsSync(path.join(webDir, 'index.html'));

@@ -73,8 +73,8 @@ export function governanceParameters(chainId: number) {
         },
     timelockDelaySeconds: local ? 120n : 86_400n,
     modelStaking: local
-      ? { minStake: OPEN('1'), unbondingSeconds: 600n }
-      : { minStake: OPEN('100'), unbondingSeconds: 7n * 86_400n },
+      ? { maxStakers: 128n, minStake: OPEN('1'), unbondingSeconds: 600n }
+      : { maxStakers: 128n, minStake: OPEN('100'), unbondingSeconds: 7n * 86_400n },
     agentStaking: local
       ? {
           minStake: OPEN('100'),
@@ -183,6 +183,7 @@ export async function deployGovernance(
         core.OpenToken,
         core.ModelRegistry,
         timelock,
+        p.modelStaking.maxStakers,
         p.modelStaking.minStake,
         p.modelStaking.unbondingSeconds,
       ],

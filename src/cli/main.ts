@@ -38,6 +38,7 @@ import {
   registerGovernanceCommands,
   registerStakeCommands,
 } from './commands/governance.ts';
+import { registerProposalCommands } from './commands/proposals.ts';
 import { registerJobsCommands } from './commands/jobs.ts';
 import { keysCreate, keysList, keysRevoke } from './commands/keys.ts';
 import { registerModelsCommand } from './commands/models.ts';
@@ -388,6 +389,7 @@ registerMarketCommands(program, out, signerOptions);
 registerAgentCommands(program, out, signerOptions);
 registerStakeCommands(program, out, signerOptions);
 registerGovernanceCommands(program, out, signerOptions);
+registerProposalCommands(program, out, signerOptions);
 registerRouterCommand(program, out);
 
 signerOptions(

@@ -621,3 +621,49 @@ export const agents = pgTable('agents', {
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+// ---------------------------------------------------------------------------------------------
+// Model proposals (issue #8): bounties for models. The chain (ModelProposals) holds each
+// proposal's creator, funding, bar, deadline and the sha256 of its specification; the node keeps
+// the specification (src/market/proposals.ts), checked against that hash when it is registered,
+// and the reports of its evaluator.
+
+export const modelProposals = pgTable('model_proposals', {
+  /** The proposal id in ModelProposals. */
+  id: integer('id').primaryKey(),
+  /** The specification whose canonical JSON hashes to `specHash`. */
+  spec: jsonb('spec').notNull(),
+  /** sha256 hex of the canonical JSON spec, as on-chain. */
+  specHash: text('spec_hash').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** One evaluation of a published model against a proposal by this node's evaluator. */
+export const proposalReports = pgTable(
+  'proposal_reports',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    proposalId: integer('proposal_id')
+      .notNull()
+      .references(() => modelProposals.id),
+    modelId: integer('model_id').notNull(),
+    metric: text('metric').notNull(),
+    /** The metric in its own units (a perplexity). */
+    value: doublePrecision('value').notNull(),
+    /** The value in on-chain units (× 10^6, rounded), as a decimal string. */
+    score: text('score').notNull(),
+    meetsBar: boolean('meets_bar').notNull(),
+    /** Evaluation rows scored, and the target tokens over them. */
+    rows: integer('rows').notNull(),
+    targets: integer('targets').notNull(),
+    /** The report's blob (canonical JSON); its sha256 is the on-chain reportHash. */
+    reportBlobId: text('report_blob_id').notNull(),
+    /** The `submit` transaction; null when the bar was not met (nothing was sent). */
+    txHash: text('tx_hash'),
+    jobId: uuid('job_id').references(() => jobs.id),
+    /** The wallet that asked for the evaluation. */
+    requestedBy: text('requested_by').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('proposal_reports_proposal_idx').on(t.proposalId, t.id)],
+);

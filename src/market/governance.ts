@@ -120,7 +120,7 @@ export async function readParameters(
       read<number>(c.AgentStaking, AgentStakingAbi, 'reporterShareBps'),
       read<bigint>(c.ModelStaking, ModelStakingAbi, 'minStake'),
       read<bigint>(c.ModelStaking, ModelStakingAbi, 'unbondingPeriod'),
-      read<bigint>(c.ModelStaking, ModelStakingAbi, 'MAX_STAKERS'),
+      read<bigint>(c.ModelStaking, ModelStakingAbi, 'maxStakers'),
     ]);
   let penalties: ProtocolParameterValues['contributionPenalties'] = null;
   if (c.ContributionBonds) {

@@ -49,3 +49,26 @@ export type {
   Split,
   VotingPowerView,
 } from './governance.ts';
+export {
+  PROPOSAL_EVAL_JOB_KIND,
+  PROPOSAL_METRICS,
+  PROPOSAL_STATUSES,
+  ProposalService,
+  fromScore,
+  parseProposalSpec,
+  proposalSpecHash,
+  readProposalSettings,
+  readProposalState,
+  toScore,
+} from './proposals.ts';
+export type {
+  ModelProposalStatus,
+  ModelProposalView,
+  ProposalChainState,
+  ProposalEvaluationResult,
+  ProposalMetric,
+  ProposalReport,
+  ProposalReportView,
+  ProposalSettings,
+  ProposalSpec,
+} from './proposals.ts';

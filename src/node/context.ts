@@ -6,7 +6,13 @@ import type { DatanetService } from '../datanets/index.ts';
 import type { Database } from '../db/index.ts';
 import type { ModelCatalog } from '../factory/index.ts';
 import type { JobRunner } from '../jobs/index.ts';
-import type { AgentService, GovernanceService, MarketService } from '../market/index.ts';
+import type {
+  AgentService,
+  GovernanceService,
+  MarketService,
+  ProposalService,
+} from '../market/index.ts';
+
 import type { ModelService } from '../models/index.ts';
 import type { AttributionLedger } from '../attribution/ledger.ts';
 import type { EscrowService } from '../payments/escrow.ts';
@@ -55,4 +61,6 @@ export interface NodeContext {
   agents: AgentService | undefined;
   /** Staking, governance and protocol parameters (absent without the governance suite). */
   governance: GovernanceService | undefined;
+  /** Model proposals and the node's evaluator (absent without ModelProposals). */
+  proposals: ProposalService | undefined;
 }

@@ -28,8 +28,10 @@ import {
   AgentService,
   GovernanceService,
   MarketService,
+  ProposalService,
   governanceContracts,
 } from '../market/index.ts';
+
 import { ModelService } from '../models/index.ts';
 import { ledgerFor } from '../attribution/job.ts';
 import { EscrowService } from '../payments/escrow.ts';
@@ -193,6 +195,7 @@ export async function startNode(
       rag: undefined,
       agents: undefined,
       governance: undefined,
+      proposals: undefined,
     };
     context.ledger = ledgerFor(context);
     if (context.datanets) {
@@ -219,6 +222,19 @@ export async function startNode(
         agentStaking: governed.AgentStaking,
         serving: context.serving,
         rag: context.rag,
+      });
+    }
+    if (deployment.contracts.ModelProposals && deployment.contracts.ModelRegistry) {
+      context.proposals = new ProposalService({
+        db: database.db,
+        blobs,
+        chain,
+        proposals: deployment.contracts.ModelProposals,
+        modelRegistry: deployment.contracts.ModelRegistry,
+        datanets: context.datanets,
+        models: catalog,
+        relayer,
+        jobs,
       });
     }
 

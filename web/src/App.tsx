@@ -1,4 +1,6 @@
+import { lazy, Suspense } from 'react';
 import { Layout } from './components/Layout';
+import { Spinner } from './components/ui';
 import { AuthProvider } from './lib/auth';
 import { NodeProvider } from './lib/node';
 import { NotifyProvider } from './lib/notify';
@@ -19,6 +21,24 @@ import { PlaygroundPage } from './pages/playground/Playground';
 import { EscrowPage } from './pages/escrow/EscrowPage';
 import { RewardsPage } from './pages/rewards/RewardsPage';
 import { SECTIONS, SectionPage } from './pages/Section';
+
+// The market, agents and governance pages send transactions from the wallet (lib/chain.ts, viem's
+// clients): their own chunk, loaded when one is opened.
+const MarketPage = lazy(() =>
+  import('./pages/market/MarketPage').then((m) => ({ default: m.MarketPage })),
+);
+const ModelMarketPage = lazy(() =>
+  import('./pages/market/ModelPage').then((m) => ({ default: m.ModelMarketPage })),
+);
+const AgentsPage = lazy(() =>
+  import('./pages/agents/AgentsPage').then((m) => ({ default: m.AgentsPage })),
+);
+const AgentPage = lazy(() =>
+  import('./pages/agents/AgentPage').then((m) => ({ default: m.AgentPage })),
+);
+const GovernancePage = lazy(() =>
+  import('./pages/governance/GovernancePage').then((m) => ({ default: m.GovernancePage })),
+);
 
 function Routes() {
   const { path } = useRouter();
@@ -47,6 +67,13 @@ function Routes() {
   if (path === '/playground') return <PlaygroundPage />;
   if (path === '/escrow') return <EscrowPage />;
   if (path === '/rewards') return <RewardsPage />;
+  if (path === '/market') return <MarketPage />;
+  const marketModel = /^\/market\/models\/([1-9][0-9]{0,8})$/.exec(path);
+  if (marketModel) return <ModelMarketPage key={marketModel[1]} id={Number(marketModel[1])} />;
+  if (path === '/agents') return <AgentsPage />;
+  const agent = /^\/agents\/([a-z0-9][a-z0-9-]{1,46}[a-z0-9]|[1-9][0-9]{0,8})$/.exec(path);
+  if (agent) return <AgentPage key={agent[1]} name={agent[1]!} />;
+  if (path === '/governance') return <GovernancePage />;
   const section = Object.hasOwn(SECTIONS, path) ? SECTIONS[path] : undefined;
   if (section) return <SectionPage key={section.id} section={section} />;
   return <NotFound />;
@@ -59,7 +86,9 @@ export function App() {
         <AuthProvider>
           <NotifyProvider>
             <Layout>
-              <Routes />
+              <Suspense fallback={<Spinner label="Loading the page…" />}>
+                <Routes />
+              </Suspense>
             </Layout>
           </NotifyProvider>
         </AuthProvider>

@@ -155,6 +155,7 @@ export function governanceRoutes(app: FastifyInstance, ctx: NodeContext): void {
         body: ActionBody,
         response: { ...errors(400, 503) },
       },
+      config: { public: true },
     },
     async (request) => {
       const g = governance(ctx);
@@ -266,6 +267,7 @@ export function governanceRoutes(app: FastifyInstance, ctx: NodeContext): void {
         body: Type.Object({ spec: Type.Unknown() }, { additionalProperties: false }),
         response: { ...errors(400, 404, 503) },
       },
+      config: { public: true },
     },
     async (request) => {
       const a = agents(ctx);

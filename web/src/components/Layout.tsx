@@ -13,6 +13,8 @@ export const NAV: { to: string; label: string; id: string; icon: IconName }[] = 
   { to: '/datanets', label: 'Datanets', id: 'datanets', icon: 'datanets' },
   { to: '/factory', label: 'Model Factory', id: 'factory', icon: 'factory' },
   { to: '/models', label: 'Models', id: 'models', icon: 'models' },
+  { to: '/market', label: 'Market', id: 'market', icon: 'market' },
+  { to: '/agents', label: 'Agents', id: 'agents', icon: 'agents' },
   { to: '/playground', label: 'Playground', id: 'playground', icon: 'playground' },
   { to: '/escrow', label: 'Escrow', id: 'escrow', icon: 'wallet' },
   { to: '/rewards', label: 'Rewards', id: 'rewards', icon: 'rewards' },

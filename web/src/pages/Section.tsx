@@ -8,15 +8,9 @@ export interface SectionInfo {
 }
 
 // Sections whose features land in later releases. They describe what the
-// section does and say plainly that it is not available yet — no mock data.
-export const SECTIONS: Record<string, SectionInfo> = {
-  '/governance': {
-    id: 'governance',
-    title: 'Governance',
-    description:
-      'Governance is where OPEN holders propose and vote on how the network is run: protocol parameters such as the reward split between publishers and contributors, Datanet acceptance rules, and the use of treasury funds.',
-  },
-};
+// section does and say plainly that it is not available yet — no mock data. (None at present:
+// governance, the last of them, has its page.)
+export const SECTIONS: Record<string, SectionInfo> = {};
 
 export function SectionPage({ section }: { section: SectionInfo }) {
   return (

@@ -1,7 +1,8 @@
 // /playground — chat with a base model, a published model (model:<id>) or a mix of adapters,
 // streamed from the node's OpenAI-compatible API (/v1/chat/completions, signed in with the
 // session cookie). Under each answer: its tokens, tokens/s and the adapters that served it.
-// `?adapter=<sha256>&base=<baseModel>` (the training run page's link) preselects an adapter.
+// `?adapter=<sha256>&base=<baseModel>` (the training run page's link) preselects an adapter;
+// `?model=<id>` a model (an agent's page links `?model=agent:<name>`).
 // With datanets picked under "Datanets (RAG)", the request carries `rag` and the answer comes
 // with numbered sources and `[n]` citations linking to the rows (RagAnswer.tsx, docs/web.md).
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
@@ -34,7 +35,11 @@ import {
 interface V1Model {
   id: string;
   parent: string | null;
-  openledger: { kind: 'base' | 'adapter' | 'published'; adapter: string | null; loaded: boolean };
+  openledger: {
+    kind: 'base' | 'adapter' | 'published' | 'agent';
+    adapter: string | null;
+    loaded: boolean;
+  };
 }
 
 interface V1Adapter {
@@ -103,6 +108,8 @@ async function loadRagChoices(signal: AbortSignal): Promise<RagChoices> {
 
 interface Options {
   bases: string[];
+  /** Active agents, served as `agent:<name>`. */
+  agents: string[];
   published: PublishedModel[];
   named: V1Adapter[];
   jobs: TrainJob[];
@@ -138,18 +145,20 @@ async function loadOptions(signal: AbortSignal): Promise<Options> {
   ]);
   return {
     bases: models.data.filter((m) => m.openledger.kind === 'base').map((m) => m.id),
+    agents: models.data.filter((m) => m.openledger.kind === 'agent').map((m) => m.id),
     published: published.models.filter((m) => m.active),
     named: adapters.data.filter((a) => a.names.length > 0),
     jobs: jobs.jobs.filter((j) => j.status === 'succeeded' && j.result),
   };
 }
 
-function query(): { adapter: string | null; base: string | null } {
+function query(): { adapter: string | null; base: string | null; model: string | null } {
   const q = new URLSearchParams(window.location.search);
   const adapter = q.get('adapter');
   return {
     adapter: adapter && /^[0-9a-f]{64}$/i.test(adapter) ? adapter.toLowerCase() : null,
     base: q.get('base'),
+    model: q.get('model'),
   };
 }
 
@@ -195,7 +204,9 @@ function PlaygroundChat() {
   const initial = useMemo(query, []);
   const [options, setOptions] = useState<Options | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
-  const [model, setModel] = useState(initial.base ? modelName(initial.base) : '');
+  const [model, setModel] = useState(
+    initial.model ?? (initial.base ? modelName(initial.base) : ''),
+  );
   const [adapters, setAdapters] = useState<AdapterRow[]>(
     initial.adapter ? [{ id: `adapter:${initial.adapter}`, weight: '1' }] : [],
   );
@@ -369,9 +380,10 @@ function PlaygroundChat() {
               onChange={(e) => setModel(e.target.value)}
               data-testid="playground-model"
             >
-              {model && !options?.bases.includes(model) && !model.startsWith('model:') && (
-                <option value={model}>{model}</option>
-              )}
+              {model &&
+                !options?.bases.includes(model) &&
+                !options?.agents.includes(model) &&
+                !model.startsWith('model:') && <option value={model}>{model}</option>}
               <optgroup label="Base models">
                 {options?.bases.map((b) => (
                   <option key={b} value={b}>
@@ -388,6 +400,15 @@ function PlaygroundChat() {
                   ))}
                 </optgroup>
               )}
+              {options && options.agents.length > 0 && (
+                <optgroup label="Agents">
+                  {options.agents.map((a) => (
+                    <option key={a} value={a}>
+                      {a}
+                    </option>
+                  ))}
+                </optgroup>
+              )}
               {options && options.named.length > 0 && (
                 <optgroup label="Adapters on this node">
                   {options.named.map((a) => (
@@ -399,7 +420,8 @@ function PlaygroundChat() {
               )}
             </select>
             <span className="field-help">
-              A base model, a published model (its adapter over its base) or a named adapter.
+              A base model, a published model (its adapter over its base), an agent or a named
+              adapter.
             </span>
           </label>
           <label className="field">
