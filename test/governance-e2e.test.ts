@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any */
 /**
  * Issue #8's check on a running node, through the CLI a user runs: a wallet stakes and launches
  * an agent composing two adapters, which is then callable as a model through the OpenAI API; a
@@ -7,13 +6,12 @@
  * contribution votes carrying a vote included, are in governance-contracts.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseUnits } from 'viem';
 import { devAccount } from '../src/chain/index.ts';
-import { CLI_ENTRY } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 import { call, signIn } from './helpers/http.ts';
 import {
   publishServingModel,
@@ -26,29 +24,7 @@ const OPEN = (n: string) => parseUnits(n, 18);
 const launcher = devAccount(3);
 const voter = devAccount(4);
 
-function cli(
-  url: string,
-  args: string[],
-): Promise<{ code: number | null; json: any; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI_ENTRY, ...args, '--json', '--url', url], {
-      env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => {
-      let json: unknown;
-      try {
-        json = JSON.parse((code === 0 ? stdout : stderr).trim().split('\n').pop() ?? '');
-      } catch {
-        json = undefined;
-      }
-      resolve({ code, json, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 describe('agents, model staking and governance on a node (CLI and API)', () => {
   let node: ServingNode;

@@ -8,7 +8,6 @@
  * challenges included, are in governance-contracts.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -22,7 +21,7 @@ import {
 } from '../src/chain/index.ts';
 import { canonicalJson } from '../src/datanets/ingest/index.ts';
 import { schema } from '../src/db/index.ts';
-import { CLI_ENTRY } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { call, signIn } from './helpers/http.ts';
 import {
@@ -38,29 +37,7 @@ const holder = devAccount(2);
 const creator = devAccount(3);
 const funder = devAccount(4);
 
-function cli(
-  url: string,
-  args: string[],
-): Promise<{ code: number | null; json: any; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI_ENTRY, ...args, '--json', '--url', url], {
-      env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => {
-      let json: unknown;
-      try {
-        json = JSON.parse((code === 0 ? stdout : stderr).trim().split('\n').pop() ?? '');
-      } catch {
-        json = undefined;
-      }
-      resolve({ code, json, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 /**
  * A model published on-chain by `owner` citing `datanetId` v1, with the real hashes of the tiny

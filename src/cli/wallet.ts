@@ -11,6 +11,7 @@ import {
   type LocalAccount,
 } from 'viem';
 import { resolveSigner } from '../chain/accounts.ts';
+import { OpenTokenAbi } from '../chain/generated/contracts.ts';
 import { connectChain, type ChainConnection } from '../chain/clients.ts';
 import { OpenLedgerError } from '../errors.ts';
 import { NodeClient } from './client.ts';
@@ -76,4 +77,16 @@ async function send(
       { cause },
     );
   }
+}
+
+/** Lets `spender` move `amount` of the wallet's OPEN (before a stake, a deposit, a bond). */
+export async function approveOpen(w: NodeWallet, spender: Address, amount: bigint): Promise<void> {
+  const token = w.contracts.OpenToken;
+  if (!token) throw new OpenLedgerError('NOT_DEPLOYED', 'The node names no OPEN token.');
+  await send(w.chain, w.account, {
+    address: token,
+    abi: OpenTokenAbi,
+    functionName: 'approve',
+    args: [spender, amount],
+  });
 }

@@ -129,8 +129,11 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Runs the evaluation worker to its answer; terminates it when `signal` aborts. */
-function evaluateInWorker(input: EvalWorkerInput, signal: AbortSignal): Promise<Evaluation> {
+/**
+ * Runs the evaluation worker to its answer; terminates it when `signal` aborts. Model proposals'
+ * evaluator (src/market/proposals.ts) runs it too.
+ */
+export function evaluateInWorker(input: EvalWorkerInput, signal: AbortSignal): Promise<Evaluation> {
   return new Promise((resolve, reject) => {
     signal.throwIfAborted();
     const worker = startWorker('eval-worker', input);

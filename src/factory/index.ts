@@ -75,6 +75,7 @@ export {
 } from './eval.ts';
 export {
   EVAL_JOB_KIND,
+  evaluateInWorker,
   normalizeEvalParams,
   succeededTrainingJob,
   type EvalJobResult,

@@ -14,7 +14,6 @@
  * timestamps, so anyone with the same files re-runs the evaluation to the same hash.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { desc, eq } from 'drizzle-orm';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
@@ -26,13 +25,13 @@ import { ModelProposalsAbi, ModelRegistryAbi } from '../chain/generated/contract
 import { canonicalJson } from '../datanets/ingest/hash.ts';
 import type { DatanetService } from '../datanets/index.ts';
 import { schema, type Db } from '../db/index.ts';
-import { OpenLedgerError, type ErrorCode } from '../errors.ts';
+import { OpenLedgerError } from '../errors.ts';
 import type { Evaluation } from '../factory/eval.ts';
-import type { EvalWorkerInput, EvalWorkerMessage } from '../factory/eval-worker.ts';
+import { evaluateInWorker } from '../factory/index.ts';
 import type { ModelCatalog } from '../factory/models.ts';
 import { isTemplateName, type TemplateName } from '../factory/templates.ts';
-import { startWorker } from '../factory/worker.ts';
 import type { JobContext, JobRow, JobRunner } from '../jobs/index.ts';
+import { sha256File } from '../serving/adapters.ts';
 
 // ----- metrics ---------------------------------------------------------------------------------
 
@@ -853,50 +852,4 @@ export function revertError(functionName: string, error: unknown): OpenLedgerErr
     `${functionName} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
     { cause: error },
   );
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/**
- * Runs the factory's evaluation worker (base model + adapter, losses on the rows) to its answer;
- * terminates it when `signal` aborts. (The same protocol as the factory's `factory.eval` job.)
- */
-function evaluateInWorker(input: EvalWorkerInput, signal: AbortSignal): Promise<Evaluation> {
-  return new Promise((resolve, reject) => {
-    signal.throwIfAborted();
-    const worker = startWorker('eval-worker', input);
-    let settled = false;
-    const settle = (run: () => void) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', abort);
-      void worker.terminate();
-      run();
-    };
-    const abort = () => settle(() => reject(signal.reason as Error));
-    signal.addEventListener('abort', abort, { once: true });
-    worker.on('message', (message: EvalWorkerMessage) => {
-      if (message.type === 'done') settle(() => resolve(message.evaluation));
-      else
-        settle(() =>
-          reject(
-            new OpenLedgerError(
-              message.code as ErrorCode,
-              message.message,
-              message.hint ? { hint: message.hint } : {},
-            ),
-          ),
-        );
-    });
-    worker.on('error', (error) => settle(() => reject(error)));
-    worker.on('exit', (code) =>
-      settle(() =>
-        reject(new OpenLedgerError('INTERNAL', `The evaluation worker exited with code ${code}.`)),
-      ),
-    );
-  });
 }

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
@@ -26,4 +27,38 @@ function newestSource(dir: string): number {
     newest = Math.max(newest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
   }
   return newest;
+}
+
+export interface CliRun {
+  code: number | null;
+  /** The JSON document printed: the result on stdout, or the error on stderr. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read any field
+  json: any;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `openledger <args> --json --url <url>` as a user would, with no API key or private key
+ * from the environment (the args name the signer), and parses what it printed.
+ */
+export function runCli(url: string, args: string[]): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI_ENTRY, ...args, '--json', '--url', url], {
+      env: { ...process.env, OPENLEDGER_API_KEY: '', OPENLEDGER_PRIVATE_KEY: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => {
+      let json: unknown;
+      try {
+        json = JSON.parse((code === 0 ? stdout : stderr).trim().split('\n').pop() ?? '');
+      } catch {
+        json = undefined;
+      }
+      resolve({ code, json, stdout, stderr });
+    });
+  });
 }

@@ -3,7 +3,6 @@
  * on-chain itself (it stakes its OPEN and casts its votes, paying the gas), the node is asked for
  * what it knows (agents it serves, proposals, parameters) and checks agent specifications.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
   formatUnits,
@@ -19,7 +18,6 @@ import {
   ContributionVotesAbi,
   ModelStakingAbi,
   OpenLedgerGovernorAbi,
-  OpenTokenAbi,
   StakedOpenAbi,
 } from '../../chain/generated/contracts.ts';
 import { OpenLedgerError } from '../../errors.ts';
@@ -38,21 +36,13 @@ import {
   type ProposalView,
 } from '../../market/index.ts';
 import type { Output } from '../output.ts';
-import { nodeWallet, send, type NodeWallet } from '../wallet.ts';
+import { readJsonFile } from '../input.ts';
+import { approveOpen, nodeWallet, send, type NodeWallet } from '../wallet.ts';
 import { parseOpenAmount } from './escrow.ts';
 import { authenticatedClient, type AuthFlags } from './keys.ts';
 
 type SignerOptions = (command: Command) => Command;
 const open = (wei: string | bigint) => `${formatUnits(BigInt(wei), 18)} OPEN`;
-
-async function approve(w: NodeWallet, spender: Address, amount: bigint): Promise<void> {
-  await send(w.chain, w.account, {
-    address: w.contracts.OpenToken!,
-    abi: OpenTokenAbi,
-    functionName: 'approve',
-    args: [spender, amount],
-  });
-}
 
 function idArg(value: string, what: string): bigint {
   if (!/^\d{1,78}$/.test(value))
@@ -64,17 +54,6 @@ function addressArg(value: string): Address {
   if (!isAddress(value, { strict: false }))
     throw new OpenLedgerError('VALIDATION_FAILED', `"${value}" is not an address.`);
   return getAddress(value);
-}
-
-async function readJsonFile(file: string): Promise<unknown> {
-  const text = await readFile(file, 'utf8').catch((cause: unknown) => {
-    throw new OpenLedgerError('BAD_REQUEST', `Cannot read ${file}: ${String(cause)}`);
-  });
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw new OpenLedgerError('VALIDATION_FAILED', `${file} is not JSON: ${String(cause)}`);
-  }
 }
 
 // ----- agents ------------------------------------------------------------------------------------
@@ -166,7 +145,7 @@ export function registerAgentCommands(program: Command, out: Output, signer: Sig
       );
     const staking = checked.parameters.agentStaking;
     out.progress(`approving ${open(amount)}`);
-    await approve(w, staking, amount);
+    await approveOpen(w, staking, amount);
     out.progress(`launching "${checked.spec.name}"`);
     const tx = await send(w.chain, w.account, {
       address: staking,
@@ -233,7 +212,7 @@ export function registerAgentCommands(program: Command, out: Output, signer: Sig
     "add OPEN to an agent's stake",
     async (w, staking, id, amount) => {
       const wei = parseOpenAmount(amount!, { allowZero: false });
-      await approve(w, staking, wei);
+      await approveOpen(w, staking, wei);
       const tx = await send(w.chain, w.account, {
         address: staking,
         abi: AgentStakingAbi,
@@ -284,7 +263,7 @@ export function registerAgentCommands(program: Command, out: Output, signer: Sig
         abi: AgentStakingAbi,
         functionName: 'challengeBond',
       });
-      if (bond > 0n) await approve(w, staking, bond);
+      if (bond > 0n) await approveOpen(w, staking, bond);
       const tx = await send(w.chain, w.account, {
         address: staking,
         abi: AgentStakingAbi,
@@ -333,7 +312,7 @@ export function registerStakeCommands(program: Command, out: Output, signer: Sig
     const wei = parseOpenAmount(amount, { allowZero: false });
     const w = await nodeWallet(options);
     const staking = requireGovernance(w.contracts).ModelStaking;
-    await approve(w, staking, wei);
+    await approveOpen(w, staking, wei);
     const tx = await send(w.chain, w.account, {
       address: staking,
       abi: ModelStakingAbi,
@@ -465,7 +444,7 @@ export function registerGovernanceCommands(
     const wei = parseOpenAmount(amount, { allowZero: false });
     const w = await nodeWallet(options);
     const c = requireGovernance(w.contracts);
-    await approve(w, c.StakedOpen, wei);
+    await approveOpen(w, c.StakedOpen, wei);
     const tx = await send(w.chain, w.account, {
       address: c.StakedOpen,
       abi: StakedOpenAbi,

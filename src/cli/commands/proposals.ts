@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { formatUnits, parseEventLogs, sha256, type Address, type Hex } from 'viem';
-import { ModelProposalsAbi, OpenTokenAbi } from '../../chain/generated/contracts.ts';
+import { ModelProposalsAbi } from '../../chain/generated/contracts.ts';
 import { OpenLedgerError } from '../../errors.ts';
 import {
   PROPOSAL_METRICS,
@@ -19,7 +19,8 @@ import {
 } from '../../market/proposals.ts';
 import { NodeClient } from '../client.ts';
 import type { Output } from '../output.ts';
-import { nodeWallet, send, type NodeWallet } from '../wallet.ts';
+import { readJsonFile } from '../input.ts';
+import { approveOpen, nodeWallet, send, type NodeWallet } from '../wallet.ts';
 import { parseOpenAmount } from './escrow.ts';
 import { authenticatedClient, type AuthFlags } from './keys.ts';
 import { followJob } from './train.ts';
@@ -44,26 +45,6 @@ function contractOf(w: NodeWallet): Address {
       { hint: 'Restart the node with its deployer key: `up` adds the missing contracts.' },
     );
   return address;
-}
-
-async function approve(w: NodeWallet, spender: Address, amount: bigint): Promise<void> {
-  await send(w.chain, w.account, {
-    address: w.contracts.OpenToken!,
-    abi: OpenTokenAbi,
-    functionName: 'approve',
-    args: [spender, amount],
-  });
-}
-
-async function readJsonFile(file: string): Promise<unknown> {
-  const text = await readFile(file, 'utf8').catch((cause: unknown) => {
-    throw new OpenLedgerError('BAD_REQUEST', `Cannot read ${file}: ${String(cause)}`);
-  });
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw new OpenLedgerError('VALIDATION_FAILED', `${file} is not JSON: ${String(cause)}`);
-  }
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 7 * 86_400 };
@@ -162,7 +143,7 @@ export function registerProposalCommands(
       const deadline = parseDeadline(options.deadline, now);
       if (funding > 0n) {
         out.progress(`approving ${open(funding)}`);
-        await approve(w, address, funding);
+        await approveOpen(w, address, funding);
       }
       out.progress(`creating "${checked.spec.title}"`);
       const tx = await send(w.chain, w.account, {
@@ -221,7 +202,7 @@ export function registerProposalCommands(
     const wei = parseOpenAmount(amount, { allowZero: false });
     const w = await nodeWallet(options);
     const address = contractOf(w);
-    await approve(w, address, wei);
+    await approveOpen(w, address, wei);
     const tx = await send(w.chain, w.account, {
       address,
       abi: ModelProposalsAbi,
@@ -309,7 +290,7 @@ export function registerProposalCommands(
       abi: ModelProposalsAbi,
       functionName: 'challengeBond',
     });
-    if (bond > 0n) await approve(w, address, bond);
+    if (bond > 0n) await approveOpen(w, address, bond);
     const evidenceHash = sha256(evidence);
     const tx = await send(w.chain, w.account, {
       address,
