@@ -9,6 +9,7 @@ import {
   parseUnits,
   stringToHex,
   zeroAddress,
+  zeroHash,
   type Abi,
   type Address,
   type Hex,
@@ -543,7 +544,12 @@ describe('ContributionBonds on a local chain', () => {
     );
     assert.equal(await at(deployed, 'reporterShareBps'), params.reporterShareBps);
     assert.equal(await at(deployed, 'unbondDelay'), params.unbondDelaySeconds);
-    assert.equal(await at(deployed, 'hasRole', [PARAMS_ROLE, admin.address]), true);
+    // The penalties are governance's: the Timelock holds both roles, the deployer neither.
+    const timelock = suite.contracts.OpenLedgerTimelock!;
+    for (const role of [PARAMS_ROLE, zeroHash]) {
+      assert.equal(await at(deployed, 'hasRole', [role, timelock]), true);
+      assert.equal(await at(deployed, 'hasRole', [role, admin.address]), false);
+    }
 
     // A record from before the bonds: the deployer adds them next to the live registries.
     const { ContributionBonds: _, ...older } = suite.contracts;
