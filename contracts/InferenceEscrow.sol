@@ -34,10 +34,20 @@ contract InferenceEscrow is AccessControl, ReentrancyGuard, EIP712, Nonces {
     bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
     /// @notice May release closed epochs' fees (the attribution settlement).
     bytes32 public constant DISTRIBUTOR_ROLE = keccak256("DISTRIBUTOR_ROLE");
+    /// @notice May change the epoch length (governance's Timelock).
+    bytes32 public constant PARAMS_ROLE = keccak256("PARAMS_ROLE");
     /// @notice Most callers in one `charge` batch (bounds its gas).
     uint256 public constant MAX_BATCH = 256;
     bytes32 public constant REQUEST_WITHDRAWAL_TYPEHASH =
         keccak256("RequestWithdrawal(address owner,uint256 amount,uint256 nonce,uint256 deadline)");
+
+    /// @notice A run of epochs of one length: epoch `firstEpoch` starts at `start`, each lasts
+    /// `length` seconds.
+    struct EpochSchedule {
+        uint64 start;
+        uint64 length;
+        uint256 firstEpoch;
+    }
 
     /// @notice A pending withdrawal: `amount` OPEN wei, withdrawable from `unlockAt`.
     struct Withdrawal {
@@ -49,8 +59,9 @@ contract InferenceEscrow is AccessControl, ReentrancyGuard, EIP712, Nonces {
     IERC20 public immutable token;
     /// @notice Seconds between a withdrawal request and the moment it can be withdrawn.
     uint64 public immutable withdrawalDelay;
-    /// @notice Seconds per fee epoch (epoch = block.timestamp / epochLength).
-    uint64 public immutable epochLength;
+    /// @dev The schedule in effect, and the one that replaces it at its `start` (length 0: none).
+    EpochSchedule private _schedule;
+    EpochSchedule private _nextSchedule;
 
     /// @notice Each caller's balance, in OPEN wei (pending withdrawals included).
     mapping(address caller => uint256) public balanceOf;
@@ -75,6 +86,8 @@ contract InferenceEscrow is AccessControl, ReentrancyGuard, EIP712, Nonces {
     event BatchSettled(
         bytes32 indexed receiptsRoot, address indexed settler, uint256 indexed epoch, uint256 callers, uint256 total
     );
+    /// @notice From epoch `fromEpoch`, starting at `start`, epochs last `length` seconds.
+    event EpochLengthScheduled(uint256 indexed fromEpoch, uint64 start, uint64 length);
     /// @notice Fees of a closed epoch were released to `to` (the distribution hook).
     event EpochFeesReleased(uint256 indexed epoch, address indexed to, uint256 amount);
 
@@ -102,7 +115,7 @@ contract InferenceEscrow is AccessControl, ReentrancyGuard, EIP712, Nonces {
         if (withdrawalDelay_ == 0 || epochLength_ == 0) revert InvalidParameters();
         token = token_;
         withdrawalDelay = withdrawalDelay_;
-        epochLength = epochLength_;
+        _schedule = EpochSchedule(0, epochLength_, 0);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -229,8 +242,38 @@ contract InferenceEscrow is AccessControl, ReentrancyGuard, EIP712, Nonces {
         return leaving >= balance ? 0 : balance - leaving;
     }
 
+    /// @notice The fee epoch now: epochs are numbered on from the deployment's length
+    /// (epoch = block.timestamp / length) through every change of length.
     function currentEpoch() public view returns (uint256) {
-        return block.timestamp / epochLength;
+        EpochSchedule memory s = _activeSchedule();
+        return s.firstEpoch + (block.timestamp - s.start) / s.length;
+    }
+
+    /// @notice Seconds per fee epoch now.
+    function epochLength() external view returns (uint64) {
+        return _activeSchedule().length;
+    }
+
+    /// @notice The schedule in effect, and a scheduled change (length 0 when none is pending).
+    function epochSchedule() external view returns (EpochSchedule memory current, EpochSchedule memory next) {
+        current = _activeSchedule();
+        if (_nextSchedule.length != 0 && block.timestamp < _nextSchedule.start) next = _nextSchedule;
+    }
+
+    /// @notice Sets the epoch length from the next epoch boundary on: the current epoch ends when
+    /// it was to end (its fees and their settlement are untouched) and the numbers go on from it.
+    /// A later call before that boundary replaces the pending change. PARAMS_ROLE only.
+    function setEpochLength(uint64 length) external onlyRole(PARAMS_ROLE) {
+        if (length == 0) revert InvalidParameters();
+        EpochSchedule memory s = _activeSchedule();
+        _schedule = s;
+        uint256 passed = (block.timestamp - s.start) / s.length;
+        _nextSchedule = EpochSchedule(uint64(s.start + (passed + 1) * s.length), length, s.firstEpoch + passed + 1);
+        emit EpochLengthScheduled(_nextSchedule.firstEpoch, _nextSchedule.start, length);
+    }
+
+    function _activeSchedule() private view returns (EpochSchedule memory) {
+        return _nextSchedule.length != 0 && block.timestamp >= _nextSchedule.start ? _nextSchedule : _schedule;
     }
 
     /// @notice The EIP-712 domain separator signatures are made under.

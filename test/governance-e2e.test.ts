@@ -166,6 +166,8 @@ describe('agents, model staking and governance on a node (CLI and API)', () => {
       'propose',
       '--set',
       'default-split=50/20/30',
+      '--set',
+      'epoch-length=2h',
       '--description',
       'Pay stakers more\n\nRaise the default stakers share to 20 %.',
       '--account',
@@ -205,6 +207,9 @@ describe('agents, model staking and governance on a node (CLI and API)', () => {
       2000,
       'the node publishes with the governed default',
     );
+    // The same proposal lengthened the escrow's fee epochs, from the next epoch on.
+    assert.equal(governance.body.parameters.epochs.lengthSeconds, 3600);
+    assert.equal(governance.body.parameters.epochs.next.lengthSeconds, 7200);
   });
 
   it('slashes an agent by governance: it loses its stake and is no longer served', async () => {

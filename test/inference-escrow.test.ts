@@ -373,6 +373,45 @@ describe('InferenceEscrow on a local chain', () => {
     await expectRevert(release(admin, epoch, 1n), 'ExceedsEpochFees');
   });
 
+  it('changes the epoch length at the next boundary, numbering on, by PARAMS_ROLE only', async () => {
+    const PARAMS_ROLE = keccak256(stringToHex('PARAMS_ROLE'));
+    const set = (account: LocalAccount, length: bigint) =>
+      conn.publicClient.simulateContract({
+        address: escrow,
+        abi: InferenceEscrowAbi,
+        functionName: 'setEpochLength',
+        args: [length],
+        account,
+      });
+    await expectRevert(set(admin, EPOCH * 2n), 'AccessControlUnauthorizedAccount');
+    await send(admin, 'grantRole', [PARAMS_ROLE, admin.address]);
+    await expectRevert(set(admin, 0n), 'InvalidParameters');
+    const now = async () => (await conn.publicClient.getBlock()).timestamp;
+    const before = await read<bigint>('currentEpoch');
+    const boundary = (before + 1n) * EPOCH; // where the current epoch was to end
+    const scheduled = await send(admin, 'setEpochLength', [EPOCH * 2n]);
+    assert.deepEqual(events(scheduled, 'EpochLengthScheduled')[0], {
+      fromEpoch: before + 1n,
+      start: boundary,
+      length: EPOCH * 2n,
+    });
+    // Until the boundary nothing changes: the same epoch, the old length.
+    assert.equal(await read('currentEpoch'), before);
+    assert.equal(await read('epochLength'), EPOCH);
+    const [, next] =
+      await read<[unknown, { start: bigint; length: bigint; firstEpoch: bigint }]>('epochSchedule');
+    assert.deepEqual(next, { start: boundary, length: EPOCH * 2n, firstEpoch: before + 1n });
+    await warp(boundary - (await now()));
+    assert.equal(await read('currentEpoch'), before + 1n);
+    assert.equal(await read('epochLength'), EPOCH * 2n);
+    // The new epochs last twice as long, and the numbers go on.
+    await warp(EPOCH + 5n);
+    assert.equal(await read('currentEpoch'), before + 1n);
+    await warp(EPOCH);
+    assert.equal(await read('currentEpoch'), before + 2n);
+    await send(admin, 'revokeRole', [PARAMS_ROLE, admin.address]);
+  });
+
   it('cannot be re-entered through the token', async () => {
     // A token that calls back into the escrow from `transfer`: the guard must stop a second
     // withdrawal inside the first (the state is also cleared before the transfer).

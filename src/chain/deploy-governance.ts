@@ -17,6 +17,7 @@ import {
   ContributionBondsAbi,
   ContributionVotesAbi,
   ContributionVotesBytecode,
+  InferenceEscrowAbi,
   ModelProposalsAbi,
   ModelProposalsBytecode,
   ModelStakingAbi,
@@ -108,7 +109,8 @@ type Step = (name: string, send: () => Promise<Hash>) => Promise<TransactionRece
  * - the Timelock (the Governor its only proposer and canceller, anyone executes, no admin left)
  *   and the Governor over both vote tokens;
  * - ProtocolParameters, ModelStaking and AgentStaking governed by the Timelock (parameters, and
- *   slashing agents); the ContributionBonds' PARAMS_ROLE is granted to the Timelock too;
+ *   slashing agents); the ContributionBonds' roles and the escrow's PARAMS_ROLE (the epoch
+ *   length) are granted to the Timelock too;
  * - ModelProposals administered by the Timelock, with `signer` (the node) as evaluator and, until
  *   governance appoints another, arbiter; AgentStaking's arbiter is the node as well.
  *
@@ -120,6 +122,7 @@ export async function deployGovernance(
   core: {
     OpenToken: Address;
     ModelRegistry: Address;
+    InferenceEscrow: Address;
     AttributionSettlement: Address;
     ContributionBonds: Address;
   },
@@ -247,6 +250,14 @@ export async function deployGovernance(
       }),
     );
   }
+  await step("let the Timelock set the escrow's epoch length", () =>
+    wallet.writeContract({
+      address: core.InferenceEscrow,
+      abi: InferenceEscrowAbi,
+      functionName: 'grantRole',
+      args: [role('PARAMS_ROLE'), timelock],
+    }),
+  );
   for (const name of ['PROPOSER_ROLE', 'CANCELLER_ROLE'] as const) {
     await step(`make the Governor the Timelock's ${name.split('_')[0]!.toLowerCase()}`, () =>
       wallet.writeContract({

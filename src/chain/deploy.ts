@@ -215,6 +215,7 @@ export async function deployContracts(
     {
       OpenToken: contracts.OpenToken,
       ModelRegistry: contracts.ModelRegistry,
+      InferenceEscrow: escrow.address,
       AttributionSettlement: settlement.address,
       ContributionBonds: bonds.address,
     },
@@ -471,6 +472,7 @@ export async function ensureDeployment(
             {
               OpenToken: contracts.OpenToken,
               ModelRegistry: contracts.ModelRegistry,
+              InferenceEscrow: contracts.InferenceEscrow,
               AttributionSettlement: contracts.AttributionSettlement,
               ContributionBonds: contracts.ContributionBonds,
             },

@@ -21,6 +21,7 @@ import {
   AgentStakingAbi,
   ContributionBondsAbi,
   ContributionVotesAbi,
+  InferenceEscrowAbi,
   ModelStakingAbi,
   OpenLedgerGovernorAbi,
   OpenLedgerTimelockAbi,
@@ -39,6 +40,7 @@ export interface GovernanceContracts {
   ModelStaking: Address;
   AgentStaking: Address;
   ContributionBonds?: Address | undefined;
+  InferenceEscrow?: Address | undefined;
 }
 
 /** The governance suite's addresses from a deployment record, or undefined when it has none. */
@@ -59,9 +61,10 @@ export function governanceContracts(
   return {
     ...(Object.fromEntries(names.map((n) => [n, contracts[n]!])) as Omit<
       GovernanceContracts,
-      'ContributionBonds'
+      'ContributionBonds' | 'InferenceEscrow'
     >),
     ContributionBonds: contracts.ContributionBonds,
+    InferenceEscrow: contracts.InferenceEscrow,
   };
 }
 
@@ -96,12 +99,23 @@ export interface ProtocolParameterValues {
     reporterShareBps: number;
   };
   modelStaking: { minStake: string; unbondingSeconds: number; maxStakers: number };
+  /** The escrow's fee epochs (what attribution settles by); a pending change from its epoch on. */
+  epochs: {
+    lengthSeconds: number;
+    next: { fromEpoch: number; start: number; lengthSeconds: number } | null;
+  } | null;
   contributionPenalties: {
     penaltyPerSlash: string;
     penaltyThreshold: string;
     reporterShareBps: number;
     unbondDelaySeconds: number;
   } | null;
+}
+
+interface EpochSchedule {
+  start: bigint;
+  length: bigint;
+  firstEpoch: bigint;
 }
 
 export async function readParameters(
@@ -138,8 +152,35 @@ export async function readParameters(
       unbondDelaySeconds: Number(delay),
     };
   }
+  let epochs: ProtocolParameterValues['epochs'] = null;
+  if (c.InferenceEscrow) {
+    const escrow = c.InferenceEscrow;
+    const schedule = await (
+      client.readContract({
+        address: escrow,
+        abi: InferenceEscrowAbi,
+        functionName: 'epochSchedule',
+      }) as Promise<readonly [EpochSchedule, EpochSchedule]>
+    ).catch(() => undefined); // an escrow from before governed epochs
+    const length = schedule
+      ? schedule[0].length
+      : await read<bigint>(escrow, InferenceEscrowAbi, 'epochLength');
+    const next = schedule?.[1];
+    epochs = {
+      lengthSeconds: Number(length),
+      next:
+        next && next.length !== 0n
+          ? {
+              fromEpoch: Number(next.firstEpoch),
+              start: Number(next.start),
+              lengthSeconds: Number(next.length),
+            }
+          : null,
+    };
+  }
   return {
     defaultSplit: { owner: split.owner, stakers: split.stakers, contributors: split.contributors },
+    epochs,
     agents: {
       minStake: minStake.toString(),
       unbondingSeconds: Number(unbonding),
@@ -163,6 +204,7 @@ export type GovernanceAction =
   | { kind: 'default-split'; split: Split }
   | { kind: 'min-agent-stake'; wei: bigint }
   | { kind: 'penalty-threshold'; threshold: bigint }
+  | { kind: 'epoch-length'; seconds: bigint }
   | { kind: 'slash-agent'; agentId: bigint; wei: bigint; reason: string };
 
 export interface EncodedCall {
@@ -233,6 +275,25 @@ export async function encodeAction(
         } as never),
       };
     }
+    case 'epoch-length': {
+      const escrow = c.InferenceEscrow;
+      if (!escrow)
+        throw new OpenLedgerError('GOVERNANCE_UNAVAILABLE', 'The node names no InferenceEscrow.');
+      if (action.seconds < 60n || action.seconds > 365n * 86_400n)
+        throw new OpenLedgerError(
+          'VALIDATION_FAILED',
+          `An epoch lasts from 60 seconds to a year; got ${action.seconds} s.`,
+        );
+      return {
+        target: escrow,
+        value: 0n,
+        calldata: encodeFunctionData({
+          abi: InferenceEscrowAbi,
+          functionName: 'setEpochLength',
+          args: [action.seconds],
+        }),
+      };
+    }
     case 'slash-agent':
       return {
         target: c.AgentStaking,
@@ -254,6 +315,7 @@ export function describeCall(c: GovernanceContracts, call: EncodedCall): string 
     [c.AgentStaking, AgentStakingAbi, 'AgentStaking'],
     [c.ModelStaking, ModelStakingAbi, 'ModelStaking'],
     [c.ContributionBonds, ContributionBondsAbi, 'ContributionBonds'],
+    [c.InferenceEscrow, InferenceEscrowAbi, 'InferenceEscrow'],
     [c.OpenLedgerTimelock, OpenLedgerTimelockAbi, 'Timelock'],
     [c.OpenLedgerGovernor, OpenLedgerGovernorAbi, 'Governor'],
   ];

@@ -53,6 +53,7 @@ const ActionBody = Type.Union([
   Type.Object({ kind: Type.Literal('default-split'), split: Type.String() }),
   Type.Object({ kind: Type.Literal('min-agent-stake'), wei: Wei }),
   Type.Object({ kind: Type.Literal('penalty-threshold'), threshold: Type.Integer({ minimum: 1 }) }),
+  Type.Object({ kind: Type.Literal('epoch-length'), seconds: Type.Integer({ minimum: 1 }) }),
   Type.Object({
     kind: Type.Literal('slash-agent'),
     agentId: Type.Integer({ minimum: 1 }),
@@ -70,6 +71,8 @@ export function actionOf(body: Static<typeof ActionBody>): GovernanceAction {
       return { kind: 'min-agent-stake', wei: BigInt(body.wei) };
     case 'penalty-threshold':
       return { kind: 'penalty-threshold', threshold: BigInt(body.threshold) };
+    case 'epoch-length':
+      return { kind: 'epoch-length', seconds: BigInt(body.seconds) };
     case 'slash-agent':
       return {
         kind: 'slash-agent',
@@ -151,7 +154,7 @@ export function governanceRoutes(app: FastifyInstance, ctx: NodeContext): void {
       schema: {
         tags: ['governance'],
         summary:
-          'The Timelock call a proposal needs for a named change (default split, minimum agent stake, penalty threshold, slashing an agent)',
+          'The Timelock call a proposal needs for a named change (default split, minimum agent stake, penalty threshold, epoch length, slashing an agent)',
         body: ActionBody,
         response: { ...errors(400, 503) },
       },

@@ -383,6 +383,18 @@ function proposalLines(p: ProposalView): string {
   ].join('\n');
 }
 
+/** `3600`, `90m`, `6h`, `1d` → seconds. */
+function durationSeconds(text: string): bigint {
+  const match = /^(\d+)\s*([smhd]?)$/i.exec(text.trim());
+  if (!match)
+    throw new OpenLedgerError(
+      'VALIDATION_FAILED',
+      `"${text}" is not a duration: seconds, or a number with s, m, h or d (e.g. 6h).`,
+    );
+  const unit = { '': 1n, s: 1n, m: 60n, h: 3600n, d: 86_400n }[match[2]!.toLowerCase()]!;
+  return BigInt(match[1]!) * unit;
+}
+
 /** `--set name=value` → an action. */
 function actionOfSetting(setting: string): GovernanceAction {
   const [name, value] = [
@@ -398,10 +410,12 @@ function actionOfSetting(setting: string): GovernanceAction {
       return { kind: 'min-agent-stake', wei: parseOpenAmount(value, { allowZero: false }) };
     case 'penalty-threshold':
       return { kind: 'penalty-threshold', threshold: idArg(value, 'a penalty threshold') };
+    case 'epoch-length':
+      return { kind: 'epoch-length', seconds: durationSeconds(value) };
     default:
       throw new OpenLedgerError(
         'VALIDATION_FAILED',
-        `Unknown parameter "${name}": expected default-split, min-agent-stake or penalty-threshold.`,
+        `Unknown parameter "${name}": expected default-split, min-agent-stake, penalty-threshold or epoch-length.`,
       );
   }
 }
@@ -527,7 +541,7 @@ export function registerGovernanceCommands(
       .requiredOption('--description <text>', 'what and why (the first line is the title)')
       .option(
         '--set <name=value...>',
-        'default-split=60/10/30 · min-agent-stake=<open> · penalty-threshold=<n>',
+        'default-split=60/10/30 · min-agent-stake=<open> · penalty-threshold=<n> · epoch-length=<6h>',
         [],
       )
       .option('--slash-agent <id:open>', "slash an agent's stake (e.g. 3:100)"),
