@@ -1,7 +1,8 @@
 // Headless-Chromium test of the market, staking, agents and governance pages (issue #8): on a
 // serving node with two published adapters, a wallet signed in with a dev account finds both
 // models in the market and a model's on-chain owner on its page, stakes on it and sees itself
-// listed, launches an agent mixing the two adapters (approve + AgentStaking.launch from the
+// listed, creates a model proposal on model 1's datanet from the form and funds it with 5 OPEN
+// from its page (the evaluation is left out: that datanet's version has no rows), launches an agent mixing the two adapters (approve + AgentStaking.launch from the
 // browser) and sees it active, then deposits OPEN for votes, proposes a new default split, votes
 // for it, queues and executes it, and the parameters panel shows the new split. The test warps
 // the local chain's clock past the voting period and the Timelock delay.
@@ -16,6 +17,8 @@ import { test, type TestContext } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { parseUnits } from 'viem';
 import { devAccount } from '../src/chain/index.ts';
+import { normalizeMetadata } from '../src/datanets/metadata.ts';
+import { schema } from '../src/db/index.ts';
 import {
   RESULTS_DIR,
   SCREENSHOTS,
@@ -33,7 +36,7 @@ const skip = browserSkipReason('web.governance.browser.test.ts');
 const OPEN = (n: string) => parseUnits(n, 18).toString();
 
 test(
-  'web app: market, model staking, agent launch and a governance proposal from propose to execute',
+  'web app: market, model staking, a model proposal, agent launch and a governance proposal from propose to execute',
   { skip, timeout: 120_000 },
   async (t: TestContext) => {
     const { publishServingModel, startServingNode, writeTinyAdapter } =
@@ -138,6 +141,61 @@ test(
         );
         await waitUntil('listed', async () => (await row.getAttribute('data-value')) === OPEN('2'));
         assert.equal(await byId('staking-total').getAttribute('data-value'), OPEN('2'));
+      });
+
+      await step('create a proposal for model 1 datanet and fund it with 5 OPEN', async () => {
+        // publishServingModel registers model 1's datanet (id 1, version 1: a made-up root, no
+        // rows) on-chain only; the node checks a proposal's datanets in its own mirror, so the
+        // test mirrors them as the datanet service does after a commit.
+        const db = node.node.context.database.db;
+        const zero = `0x${'0'.repeat(64)}`;
+        await db.insert(schema.datanets).values({
+          id: 1,
+          ...normalizeMetadata({ name: 'm11 data' }),
+          owner: publisher.address,
+          metadataHash: zero,
+          txHash: zero,
+        });
+        await db.insert(schema.datanetVersions).values({
+          datanetId: 1,
+          version: 1,
+          root: zero,
+          rowCount: 1,
+          manifestId: '0'.repeat(64),
+          committedBy: publisher.address,
+          txHash: zero,
+          addedRows: 1,
+        });
+        await byId('nav-proposals').click();
+        await byId('proposals-empty').waitFor();
+        await byId('proposal-title').fill('A colours model');
+        await byId('proposal-goal').fill('Answer what colour household things are.');
+        await byId('proposal-datanet').selectOption('1');
+        await byId('proposal-eval-datanet').selectOption('1');
+        assert.equal(await byId('proposal-eval-version').inputValue(), '1');
+        await byId('proposal-bar').fill('12.5');
+        await byId('proposal-min-funding').fill('5');
+        await byId('proposal-create').click();
+        await waitUntil('the proposal page', async () => pathname() === '/proposals/1', 30_000);
+        await waitForText(byId('page-title'), 'A colours model');
+        assert.equal(await byId('proposal-status').getAttribute('data-status'), 'open');
+        assert.equal(await textOf(byId('proposal-bar-value')), 'perplexity ≤ 12.5');
+        assert.equal(await byId('proposal-bar-value').getAttribute('data-value'), '12500000');
+        assert.equal(await byId('proposal-funded').getAttribute('data-value'), '0');
+        assert.equal(await byId('proposal-refund').isDisabled(), true, 'nothing to refund');
+        await byId('proposal-fund-amount').fill('5');
+        await byId('proposal-fund').click();
+        await waitForText(byId('proposal-done'), 'Funded proposal 1 with 5 OPEN');
+        assert.equal(await byId('proposal-funded').getAttribute('data-value'), OPEN('5'));
+        assert.equal(await byId('proposal-my-funding').getAttribute('data-value'), OPEN('5'));
+        assert.equal(await byId('proposal-status').getAttribute('data-status'), 'open');
+        await page!.getByRole('link', { name: '← Proposals' }).click();
+        const row = page!.locator('[data-testid="proposal-row"][data-id="1"]');
+        await waitUntil('listed', async () => (await row.getAttribute('data-status')) === 'open');
+        assert.equal(
+          await row.getByTestId('proposal-funded').getAttribute('data-value'),
+          OPEN('5'),
+        );
       });
 
       await step('launch an agent mixing the two adapters with 150 OPEN', async () => {

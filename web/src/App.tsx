@@ -22,13 +22,19 @@ import { EscrowPage } from './pages/escrow/EscrowPage';
 import { RewardsPage } from './pages/rewards/RewardsPage';
 import { SECTIONS, SectionPage } from './pages/Section';
 
-// The market, agents and governance pages send transactions from the wallet (lib/chain.ts, viem's
-// clients): their own chunk, loaded when one is opened.
+// The market, proposals, agents and governance pages send transactions from the wallet
+// (lib/chain.ts, viem's clients): their own chunk, loaded when one is opened.
 const MarketPage = lazy(() =>
   import('./pages/market/MarketPage').then((m) => ({ default: m.MarketPage })),
 );
 const ModelMarketPage = lazy(() =>
   import('./pages/market/ModelPage').then((m) => ({ default: m.ModelMarketPage })),
+);
+const ProposalsPage = lazy(() =>
+  import('./pages/proposals/ProposalsPage').then((m) => ({ default: m.ProposalsPage })),
+);
+const ProposalPage = lazy(() =>
+  import('./pages/proposals/ProposalPage').then((m) => ({ default: m.ProposalPage })),
 );
 const AgentsPage = lazy(() =>
   import('./pages/agents/AgentsPage').then((m) => ({ default: m.AgentsPage })),
@@ -70,6 +76,9 @@ function Routes() {
   if (path === '/market') return <MarketPage />;
   const marketModel = /^\/market\/models\/([1-9][0-9]{0,8})$/.exec(path);
   if (marketModel) return <ModelMarketPage key={marketModel[1]} id={Number(marketModel[1])} />;
+  if (path === '/proposals') return <ProposalsPage />;
+  const proposal = /^\/proposals\/([1-9][0-9]{0,8})$/.exec(path);
+  if (proposal) return <ProposalPage key={proposal[1]} id={Number(proposal[1])} />;
   if (path === '/agents') return <AgentsPage />;
   const agent = /^\/agents\/([a-z0-9][a-z0-9-]{1,46}[a-z0-9]|[1-9][0-9]{0,8})$/.exec(path);
   if (agent) return <AgentPage key={agent[1]} name={agent[1]!} />;

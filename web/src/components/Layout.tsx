@@ -14,6 +14,7 @@ export const NAV: { to: string; label: string; id: string; icon: IconName }[] = 
   { to: '/factory', label: 'Model Factory', id: 'factory', icon: 'factory' },
   { to: '/models', label: 'Models', id: 'models', icon: 'models' },
   { to: '/market', label: 'Market', id: 'market', icon: 'market' },
+  { to: '/proposals', label: 'Proposals', id: 'proposals', icon: 'proposals' },
   { to: '/agents', label: 'Agents', id: 'agents', icon: 'agents' },
   { to: '/playground', label: 'Playground', id: 'playground', icon: 'playground' },
   { to: '/escrow', label: 'Escrow', id: 'escrow', icon: 'wallet' },

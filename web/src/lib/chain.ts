@@ -62,7 +62,7 @@ export const ModelStakingAbi = parseAbi([
   'function unbondingOf(uint256 modelId, address account) view returns (uint256 amount, uint64 releaseAt)',
   'error UnknownModel(uint256 modelId)',
   'error BelowMinimumStake(uint256 stake, uint256 minStake)',
-  'error TooManyStakers(uint256 modelId)',
+  'error TooManyStakers(uint256 modelId, uint256 smallestStake)',
   'error InsufficientStake(uint256 stake, uint256 wanted)',
   'error NothingToWithdraw(uint256 modelId, address account)',
   'error StillUnbonding(uint64 releaseAt)',
@@ -130,6 +130,36 @@ export const GovernorAbi = parseAbi([
   'error TimelockUnexpectedOperationState(bytes32 operationId, bytes32 expectedStates)',
   'error TimelockUnexecutedPredecessor(bytes32 predecessorId)',
   'error FailedCall()',
+  ...COMMON_ERRORS,
+]);
+
+/** ModelProposals: bounties for models (contracts/ModelProposals.sol). */
+export const ModelProposalsAbi = parseAbi([
+  'function create(bytes32 specHash, uint256 datanetId, uint256 bar, bool higherIsBetter, uint64 deadline, uint256 minFunding, uint256 initialFunding) returns (uint256 id)',
+  'function fund(uint256 id, uint256 amount)',
+  'function challenge(uint256 id, bytes32 evidenceHash)',
+  'function claim(uint256 id)',
+  'function refund(uint256 id)',
+  'function cancel(uint256 id)',
+  'function proposalCount() view returns (uint256)',
+  'function challengeBond() view returns (uint256)',
+  'function fundedBy(uint256 id, address funder) view returns (uint256)',
+  'event ProposalCreated(uint256 indexed id, address indexed creator, bytes32 specHash, uint256 indexed datanetId, uint256 bar, bool higherIsBetter, uint64 deadline, uint256 minFunding)',
+  'error InvalidDeadline(uint64 deadline)',
+  'error UnknownProposal(uint256 id)',
+  'error NotOpen(uint256 id, uint8 status)',
+  'error DeadlinePassed(uint256 id, uint64 deadline)',
+  'error Underfunded(uint256 id, uint256 funded, uint256 minFunding)',
+  'error UnknownModel(uint256 modelId)',
+  'error WrongDatanet(uint256 modelId, uint256 datanetId)',
+  'error BarNotMet(uint256 score, uint256 bar, bool higherIsBetter)',
+  'error ChallengeWindowClosed(uint256 id, uint64 closedAt)',
+  'error ChallengeWindowOpen(uint256 id, uint64 closesAt)',
+  'error NotChallenged(uint256 id)',
+  'error NotSubmitted(uint256 id, uint8 status)',
+  'error NotCreator(uint256 id, address account)',
+  'error NotRefundable(uint256 id, uint8 status)',
+  'error NothingToRefund(uint256 id, address funder)',
   ...COMMON_ERRORS,
 ]);
 
@@ -294,6 +324,16 @@ const HINTS: Record<string, string> = {
   GovernorUnexpectedProposalState:
     'The proposal is not in a state that allows this: the vote opens after the voting delay, a passed proposal is queued after the vote ends, and executed after the Timelock delay.',
   TimelockUnexpectedOperationState: 'The Timelock delay has not passed yet (by the chain’s clock).',
+  InvalidDeadline: 'The deadline must be after the chain’s current time.',
+  DeadlinePassed:
+    'The proposal’s deadline has passed (by the chain’s clock): it takes no more funding.',
+  NotOpen: 'The proposal is not open any more (a submission stands, or it was paid or cancelled).',
+  ChallengeWindowClosed: 'The challenge window has closed (by the chain’s clock).',
+  ChallengeWindowOpen: 'The challenge window is still open (by the chain’s clock): claim after it.',
+  NotCreator: 'Only the proposal’s creator can cancel it.',
+  NotRefundable:
+    'Funding comes back only from a cancelled proposal, or one whose deadline passed with no submission standing.',
+  NothingToRefund: 'This wallet has no funding in this proposal.',
 };
 
 /** A failed contract call as an ApiError: a revert by its custom error's name and arguments. */

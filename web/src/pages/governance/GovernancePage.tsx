@@ -95,6 +95,17 @@ function Parameters({ overview }: { overview: GovernanceOverview }) {
           {openText(p.agents.minStake)}
         </Item>
         <Item label="Agent unbonding">{formatDuration(p.agents.unbondingSeconds)}</Item>
+        {p.epochs && (
+          <Item
+            label="Fee epoch length"
+            testId="gov-param-epoch-length"
+            value={String(p.epochs.lengthSeconds)}
+          >
+            {formatDuration(p.epochs.lengthSeconds)}
+            {p.epochs.next &&
+              ` (${formatDuration(p.epochs.next.lengthSeconds)} from epoch ${p.epochs.next.fromEpoch}, ${formatDate(new Date(p.epochs.next.start * 1000).toISOString())})`}
+          </Item>
+        )}
         <Item label="Minimum model stake">{openText(p.modelStaking.minStake)}</Item>
         <Item
           label="Penalty threshold"
@@ -362,6 +373,7 @@ function ProposeForm({
   const [split, setSplit] = useState({ owner: '', stakers: '', contributors: '' });
   const [minStake, setMinStake] = useState('');
   const [threshold, setThreshold] = useState('');
+  const [epochHours, setEpochHours] = useState('');
   const [slashId, setSlashId] = useState('');
   const [slashAmount, setSlashAmount] = useState('');
   const [done, setDone] = useState<string | null>(null);
@@ -388,6 +400,12 @@ function ProposeForm({
           throw invalid('The penalty threshold is a positive integer.');
         actions.push({ kind: 'penalty-threshold', threshold: n });
       }
+      if (epochHours.trim()) {
+        const hours = Number(epochHours);
+        if (!Number.isFinite(hours) || hours <= 0)
+          throw invalid('The fee epoch length is a positive number of hours.');
+        actions.push({ kind: 'epoch-length', seconds: Math.round(hours * 3600) });
+      }
       if (slashId.trim() || slashAmount.trim()) {
         const id = Number(slashId);
         if (!Number.isSafeInteger(id) || id < 1)
@@ -401,7 +419,7 @@ function ProposeForm({
       }
       if (actions.length === 0)
         throw invalid(
-          'Name at least one change: a split, a minimum agent stake, a penalty threshold or an agent to slash.',
+          'Name at least one change: a split, a minimum agent stake, a penalty threshold, a fee epoch length or an agent to slash.',
         );
       setStep('Encoding the calls…');
       const calls = await Promise.all(actions.map((a) => governanceApi.encode(a)));
@@ -488,6 +506,19 @@ function ProposeForm({
                 onChange={(e) => setThreshold(e.target.value)}
                 disabled={busy}
                 data-testid="gov-penalty-threshold"
+              />
+            </label>
+          )}
+          {overview.parameters.epochs && (
+            <label className="field">
+              <span className="field-label">Fee epoch length (hours)</span>
+              <input
+                type="text"
+                inputMode="decimal"
+                value={epochHours}
+                onChange={(e) => setEpochHours(e.target.value)}
+                disabled={busy}
+                data-testid="gov-epoch-hours"
               />
             </label>
           )}

@@ -28,6 +28,11 @@ export interface GovernorSettings {
 
 export interface ProtocolParameters {
   defaultSplit: Split;
+  /** The escrow's fee epochs; a pending change applies from `next.fromEpoch`. */
+  epochs: {
+    lengthSeconds: number;
+    next: { fromEpoch: number; start: number; lengthSeconds: number } | null;
+  } | null;
   agents: {
     minStake: string;
     unbondingSeconds: number;
@@ -98,6 +103,7 @@ export type GovernanceAction =
   | { kind: 'default-split'; split: string }
   | { kind: 'min-agent-stake'; wei: string }
   | { kind: 'penalty-threshold'; threshold: number }
+  | { kind: 'epoch-length'; seconds: number }
   | { kind: 'slash-agent'; agentId: number; wei: string; reason: string };
 
 export interface EncodedCall {
