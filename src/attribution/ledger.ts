@@ -353,7 +353,9 @@ export class AttributionLedger {
           `Inference ${usageId} was served before this node kept paid calls' outputs.`,
         );
       const inference = row.receipt as InferenceReceipt;
-      const block = await this.deps.chain.publicClient.getBlockNumber();
+      // Not viem's cached block number (up to its polling interval old): the terms, stakes and
+      // penalties are those of the chain as it is now.
+      const block = await this.deps.chain.publicClient.getBlockNumber({ cacheTime: 0 });
       const terms = await this.chain.terms(row.modelId, block);
       const shards = [];
       for (const d of terms.datanets) {
