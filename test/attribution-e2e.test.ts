@@ -20,7 +20,6 @@ import { resolveConfig } from '../src/config.ts';
 import { BUILTIN_MODELS_DIR, BUILTIN_MODEL_NAME } from '../src/factory/builtin/paths.ts';
 import { modelTypedData, publishFieldsFromPlan } from '../src/models/index.ts';
 import { startNode, type RunningNode } from '../src/node/index.ts';
-import { permitTypedData } from '../src/payments/typed-data.ts';
 import { NodeClient } from '../src/cli/client.ts';
 import { verifyBundle } from '../src/cli/commands/rewards.ts';
 import { CLI_ENTRY } from './helpers/cli.ts';
@@ -177,27 +176,10 @@ describe(
     });
 
     const deposit = async (account: LocalAccount, amount: bigint) => {
-      const actor = new DatanetActor(node.url, account);
-      assert.equal((await actor.call('POST', '/api/faucet', {})).status, 200);
-      const info = await actor.call('GET', '/api/escrow');
-      const deadline = BigInt(Math.floor(Date.now() / 1000) + 3600);
-      const signature = await account.signTypedData(
-        permitTypedData({
-          chainId: info.body.chainId,
-          token: info.body.token,
-          escrow: info.body.escrow,
-          owner: account.address,
-          value: amount,
-          nonce: BigInt(info.body.tokenNonce),
-          deadline,
-        }),
+      const { faucet, deposit: deposited } = await new DatanetActor(node.url, account).fundEscrow(
+        amount,
       );
-      const deposited = await actor.call('POST', '/api/escrow/deposit', {
-        owner: account.address,
-        amount: amount.toString(),
-        deadline: deadline.toString(),
-        signature,
-      });
+      assert.equal(faucet.status, 200);
       assert.equal(deposited.status, 200, JSON.stringify(deposited.body));
     };
 

@@ -16,7 +16,6 @@ import type { RowContent } from '../src/datanets/ingest/index.ts';
 import { schema } from '../src/db/index.ts';
 import type { TrainingManifest } from '../src/factory/index.ts';
 import { modelTypedData, publishFieldsFromPlan } from '../src/models/index.ts';
-import { permitTypedData } from '../src/payments/typed-data.ts';
 import { CLI_ENTRY } from './helpers/cli.ts';
 import { DatanetActor } from './helpers/datanets.ts';
 import { call } from './helpers/http.ts';
@@ -102,27 +101,10 @@ describe(
     };
 
     const deposit = async (account: LocalAccount, amount: bigint) => {
-      const actor = new DatanetActor(node.url, account);
-      assert.equal((await actor.call('POST', '/api/faucet', {})).status, 200);
-      const info = await actor.call('GET', '/api/escrow');
-      const deadline = BigInt(Math.floor(Date.now() / 1000) + 3600);
-      const signature = await account.signTypedData(
-        permitTypedData({
-          chainId: info.body.chainId,
-          token: info.body.token,
-          escrow: info.body.escrow,
-          owner: account.address,
-          value: amount,
-          nonce: BigInt(info.body.tokenNonce),
-          deadline,
-        }),
+      const { faucet, deposit: deposited } = await new DatanetActor(node.url, account).fundEscrow(
+        amount,
       );
-      const deposited = await actor.call('POST', '/api/escrow/deposit', {
-        owner: account.address,
-        amount: amount.toString(),
-        deadline: deadline.toString(),
-        signature,
-      });
+      assert.equal(faucet.status, 200);
       assert.equal(deposited.status, 200, JSON.stringify(deposited.body));
     };
 

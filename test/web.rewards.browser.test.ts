@@ -20,7 +20,6 @@ import { resolveConfig } from '../src/config.ts';
 import { BUILTIN_MODELS_DIR, BUILTIN_MODEL_NAME } from '../src/factory/builtin/paths.ts';
 import { modelTypedData, publishFieldsFromPlan } from '../src/models/index.ts';
 import { startNode, type RunningNode } from '../src/node/index.ts';
-import { permitTypedData } from '../src/payments/typed-data.ts';
 import {
   RESULTS_DIR,
   SCREENSHOTS,
@@ -182,28 +181,10 @@ test(
         modelId = published.body.id as number;
 
         // The caller's escrow: 10 OPEN from the faucet, deposited with a permit.
-        const payer = new DatanetActor(node.url, caller);
-        assert.equal((await payer.call('POST', '/api/faucet', {})).status, 200);
-        const info = await payer.call('GET', '/api/escrow');
-        const amount = parseUnits('10', 18);
-        const deadline = BigInt(Math.floor(Date.now() / 1000) + 3600);
-        const permit = await caller.signTypedData(
-          permitTypedData({
-            chainId: info.body.chainId,
-            token: info.body.token,
-            escrow: info.body.escrow,
-            owner: caller.address,
-            value: amount,
-            nonce: BigInt(info.body.tokenNonce),
-            deadline,
-          }),
+        const { faucet, deposit: deposited } = await new DatanetActor(node.url, caller).fundEscrow(
+          parseUnits('10', 18),
         );
-        const deposited = await payer.call('POST', '/api/escrow/deposit', {
-          owner: caller.address,
-          amount: amount.toString(),
-          deadline: deadline.toString(),
-          signature: permit,
-        });
+        assert.equal(faucet.status, 200);
         assert.equal(deposited.status, 200, JSON.stringify(deposited.body));
       });
 

@@ -2,15 +2,9 @@
  * The CLI's own wallet on a node's chain, for actions its holder sends and pays gas for (claims,
  * challenges, stakes, votes): the node says which chain and contracts, the wallet signs locally.
  */
-import {
-  BaseError,
-  ContractFunctionRevertedError,
-  type Abi,
-  type Address,
-  type Hash,
-  type LocalAccount,
-} from 'viem';
+import { type Abi, type Address, type Hash, type LocalAccount } from 'viem';
 import { resolveSigner } from '../chain/accounts.ts';
+import { revertError } from '../chain/errors.ts';
 import { OpenTokenAbi } from '../chain/generated/contracts.ts';
 import { connectChain, type ChainConnection } from '../chain/clients.ts';
 import { OpenLedgerError } from '../errors.ts';
@@ -49,10 +43,8 @@ export async function nodeWallet(flags: AuthFlags): Promise<NodeWallet> {
   };
 }
 
-export { send };
-
 /** Simulates (so a revert comes back by name), sends and waits for one transaction. */
-async function send(
+export async function send(
   chain: ChainConnection,
   account: LocalAccount,
   call: { address: Address; abi: Abi; functionName: string; args: readonly unknown[] },
@@ -63,19 +55,7 @@ async function send(
     await chain.publicClient.waitForTransactionReceipt({ hash });
     return hash;
   } catch (cause) {
-    const reverted =
-      cause instanceof BaseError
-        ? cause.walk((e) => e instanceof ContractFunctionRevertedError)
-        : null;
-    const name =
-      reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
-    throw new OpenLedgerError(
-      name ? 'CONFLICT' : 'CHAIN_UNAVAILABLE',
-      name
-        ? `${call.functionName} was refused on-chain: ${name}${reverted instanceof ContractFunctionRevertedError && reverted.data?.args ? `(${reverted.data.args.map(String).join(', ')})` : ''}.`
-        : `${call.functionName} failed: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
-      { cause },
-    );
+    throw revertError(call.functionName, cause);
   }
 }
 

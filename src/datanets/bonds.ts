@@ -1,7 +1,5 @@
 import { and, asc, eq, isNotNull } from 'drizzle-orm';
 import {
-  BaseError,
-  ContractFunctionRevertedError,
   getAddress,
   parseEventLogs,
   parseSignature,
@@ -12,6 +10,7 @@ import {
   type TransactionReceipt,
 } from 'viem';
 import type { ChainConnection } from '../chain/clients.ts';
+import { revertOf } from '../chain/errors.ts';
 import {
   ContributionBondsAbi,
   DatanetRegistryAbi,
@@ -63,12 +62,7 @@ const REVERTS: Record<string, [ErrorCode, string]> = {
 };
 
 function bondsError(error: unknown): unknown {
-  const reverted =
-    error instanceof BaseError
-      ? error.walk((e) => e instanceof ContractFunctionRevertedError)
-      : null;
-  const name =
-    reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
+  const name = revertOf(error)?.data?.errorName;
   const mapped = name ? REVERTS[name] : undefined;
   if (!mapped) return error;
   return new OpenLedgerError(mapped[0], mapped[1], { details: { revert: name }, cause: error });

@@ -11,13 +11,11 @@
  * is the agent's. Every step is an ordinary paid call, so each model and the data behind it are
  * paid through Proof of Attribution as if the caller had called it.
  */
-import { createHash } from 'node:crypto';
 import { Type, type Static } from 'typebox';
-import { Value } from 'typebox/value';
-import { canonicalJson } from '../datanets/ingest/hash.ts';
 import { OpenLedgerError } from '../errors.ts';
 import { RAG_MAX_K } from '../rag/service.ts';
 import { MAX_ADAPTER_WEIGHT, MAX_ADAPTERS_PER_REQUEST } from '../serving/index.ts';
+import { parseSpec, specHash } from './spec.ts';
 
 /** The most steps an agent may chain (each is a full generation, paid separately). */
 export const MAX_AGENT_STEPS = 4;
@@ -76,40 +74,29 @@ export type AgentStep = Static<typeof AgentStep>;
 
 /** Checks a specification's shape; the error names the first wrong field. */
 export function parseAgentSpec(value: unknown): AgentSpec {
-  if (Value.Check(AgentSpec, value)) {
-    const spec = value as AgentSpec;
-    spec.steps.forEach((step, i) => {
-      if (i === 0 && step.instruction !== undefined)
-        throw new OpenLedgerError(
-          'VALIDATION_FAILED',
-          'steps[0].instruction: the first step answers the caller; only later steps take an instruction.',
-          { details: { field: 'steps[0].instruction' } },
-        );
-      if (i > 0 && step.instruction === undefined)
-        throw new OpenLedgerError(
-          'VALIDATION_FAILED',
-          `steps[${i}].instruction is required: it is the user turn that follows the previous step's answer.`,
-          { details: { field: `steps[${i}].instruction` } },
-        );
-    });
-    return spec;
-  }
-  const [first] = Value.Errors(AgentSpec, value);
-  const where = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : 'spec';
-  throw new OpenLedgerError(
-    'VALIDATION_FAILED',
-    `The agent specification is invalid at ${where || 'spec'}: ${first?.message ?? 'unknown error'}.`,
-    {
-      hint:
-        where === 'name'
-          ? 'Agent names are 3 to 48 lower-case letters, digits and inner hyphens.'
-          : 'See docs/market.md, "Agents", for the specification format.',
-      details: { field: where },
-    },
+  const spec = parseSpec(AgentSpec, value, 'agent specification', (field) =>
+    field === 'name'
+      ? 'Agent names are 3 to 48 lower-case letters, digits and inner hyphens.'
+      : 'See docs/market.md, "Agents", for the specification format.',
   );
+  spec.steps.forEach((step, i) => {
+    if (i === 0 && step.instruction !== undefined)
+      throw new OpenLedgerError(
+        'VALIDATION_FAILED',
+        'steps[0].instruction: the first step answers the caller; only later steps take an instruction.',
+        { details: { field: 'steps[0].instruction' } },
+      );
+    if (i > 0 && step.instruction === undefined)
+      throw new OpenLedgerError(
+        'VALIDATION_FAILED',
+        `steps[${i}].instruction is required: it is the user turn that follows the previous step's answer.`,
+        { details: { field: `steps[${i}].instruction` } },
+      );
+  });
+  return spec;
 }
 
 /** sha256 (hex) of the specification's canonical JSON: what AgentStaking records. */
 export function agentSpecHash(spec: AgentSpec): string {
-  return createHash('sha256').update(canonicalJson(spec), 'utf8').digest('hex');
+  return specHash(spec);
 }

@@ -315,10 +315,10 @@ export class AgentService {
   }
 
   private async view(row: typeof schema.agents.$inferSelect, minStake: bigint): Promise<AgentView> {
-    const [chain, active] = await Promise.all([
-      this.onChain(row.id),
-      this.read<boolean>('isActive', [BigInt(row.id)]),
-    ]);
+    const chain = await this.onChain(row.id);
+    // AgentStaking.isActive, from the record just read and the minimum read with it.
+    const active =
+      chain !== undefined && !chain.retired && chain.stake !== 0n && chain.stake >= minStake;
     const spec = row.spec as AgentSpec;
     return {
       id: row.id,

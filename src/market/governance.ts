@@ -374,84 +374,103 @@ export interface ProposalView {
   createdBlock: string;
 }
 
-/** Every proposal the Governor has (from its ProposalCreated logs), newest first. */
-export async function listProposals(
-  client: ChainPublicClient,
-  c: GovernanceContracts,
-  fromBlock = 0n,
-): Promise<ProposalView[]> {
-  const logs = await client.getContractEvents({
+/** The Governor's ProposalCreated logs (its proposal ids are not indexed: the logs are the index). */
+function proposalLogs(client: ChainPublicClient, c: GovernanceContracts, fromBlock: bigint) {
+  return client.getContractEvents({
     address: c.OpenLedgerGovernor,
     abi: OpenLedgerGovernorAbi,
     eventName: 'ProposalCreated',
     fromBlock,
     toBlock: 'latest',
   });
-  const views = await Promise.all(
-    logs.map(async (log) => {
-      const a = log.args as {
-        proposalId: bigint;
-        proposer: Address;
-        targets: readonly Address[];
-        values: readonly bigint[];
-        calldatas: readonly Hex[];
-        voteStart: bigint;
-        voteEnd: bigint;
-        description: string;
-      };
-      const read = <T>(functionName: string, args: readonly unknown[]) =>
-        client.readContract({
-          address: c.OpenLedgerGovernor,
-          abi: OpenLedgerGovernorAbi,
-          functionName,
-          args,
-        } as never) as Promise<T>;
-      const [state, votes, eta, quorum] = await Promise.all([
-        read<number>('state', [a.proposalId]),
-        read<readonly [bigint, bigint, bigint]>('proposalVotes', [a.proposalId]),
-        read<bigint>('proposalEta', [a.proposalId]),
-        read<bigint>('quorum', [a.voteStart]).catch(() => 0n),
-      ]);
-      const calls = a.targets.map((target, i) => {
-        const call = { target, value: a.values[i] ?? 0n, calldata: a.calldatas[i] ?? '0x' };
-        return { ...call, summary: describeCall(c, call) };
-      });
-      return {
-        id: a.proposalId.toString(),
-        proposer: getAddress(a.proposer),
-        description: a.description,
-        descriptionHash: keccak256(stringToHex(a.description)),
-        calls,
-        state: PROPOSAL_STATES[state] ?? 'pending',
-        voteStart: Number(a.voteStart),
-        voteEnd: Number(a.voteEnd),
-        eta: eta === 0n ? null : Number(eta),
-        votes: {
-          against: votes[0].toString(),
-          for: votes[1].toString(),
-          abstain: votes[2].toString(),
-        },
-        quorum: quorum.toString(),
-        createdTx: log.transactionHash!,
-        createdBlock: log.blockNumber!.toString(),
-      } satisfies ProposalView;
-    }),
-  );
+}
+
+type ProposalLog = Awaited<ReturnType<typeof proposalLogs>>[number];
+
+function proposalIdOf(log: ProposalLog): bigint {
+  return (log.args as { proposalId: bigint }).proposalId;
+}
+
+/** A proposal as its creation log names it, with its state, votes and quorum read now. */
+async function proposalView(
+  client: ChainPublicClient,
+  c: GovernanceContracts,
+  log: ProposalLog,
+): Promise<ProposalView> {
+  const a = log.args as {
+    proposalId: bigint;
+    proposer: Address;
+    targets: readonly Address[];
+    values: readonly bigint[];
+    calldatas: readonly Hex[];
+    voteStart: bigint;
+    voteEnd: bigint;
+    description: string;
+  };
+  const read = <T>(functionName: string, args: readonly unknown[]) =>
+    client.readContract({
+      address: c.OpenLedgerGovernor,
+      abi: OpenLedgerGovernorAbi,
+      functionName,
+      args,
+    } as never) as Promise<T>;
+  const [state, votes, eta, quorum] = await Promise.all([
+    read<number>('state', [a.proposalId]),
+    read<readonly [bigint, bigint, bigint]>('proposalVotes', [a.proposalId]),
+    read<bigint>('proposalEta', [a.proposalId]),
+    read<bigint>('quorum', [a.voteStart]).catch(() => 0n),
+  ]);
+  const calls = a.targets.map((target, i) => {
+    const call = { target, value: a.values[i] ?? 0n, calldata: a.calldatas[i] ?? '0x' };
+    return { ...call, summary: describeCall(c, call) };
+  });
+  return {
+    id: a.proposalId.toString(),
+    proposer: getAddress(a.proposer),
+    description: a.description,
+    descriptionHash: keccak256(stringToHex(a.description)),
+    calls,
+    state: PROPOSAL_STATES[state] ?? 'pending',
+    voteStart: Number(a.voteStart),
+    voteEnd: Number(a.voteEnd),
+    eta: eta === 0n ? null : Number(eta),
+    votes: {
+      against: votes[0].toString(),
+      for: votes[1].toString(),
+      abstain: votes[2].toString(),
+    },
+    quorum: quorum.toString(),
+    createdTx: log.transactionHash!,
+    createdBlock: log.blockNumber!.toString(),
+  };
+}
+
+/** Every proposal the Governor has (from its ProposalCreated logs), newest first. */
+export async function listProposals(
+  client: ChainPublicClient,
+  c: GovernanceContracts,
+  fromBlock = 0n,
+): Promise<ProposalView[]> {
+  const logs = await proposalLogs(client, c, fromBlock);
+  const views = await Promise.all(logs.map((log) => proposalView(client, c, log)));
   return views.reverse();
 }
 
+/** One proposal: only its own state is read. */
 export async function getProposal(
   client: ChainPublicClient,
   c: GovernanceContracts,
   id: string,
   fromBlock = 0n,
 ): Promise<ProposalView> {
-  const found = (await listProposals(client, c, fromBlock)).find((p) => p.id === id);
-  if (!found)
+  const log = (await proposalLogs(client, c, fromBlock)).find(
+    (l) => proposalIdOf(l).toString() === id,
+  );
+  if (!log)
     throw new OpenLedgerError('NOT_FOUND', `There is no governance proposal ${id}.`, {
       hint: '`openledger gov list` shows the proposals.',
     });
-  return found;
+  return proposalView(client, c, log);
 }
 
 // ----- accounts --------------------------------------------------------------------------------

@@ -13,14 +13,13 @@
  * bar is met, submits the score with the node's signer (EVALUATOR_ROLE). The report holds no
  * timestamps, so anyone with the same files re-runs the evaluation to the same hash.
  */
-import { createHash } from 'node:crypto';
 import { desc, eq } from 'drizzle-orm';
 import { Type, type Static } from 'typebox';
-import { Value } from 'typebox/value';
-import { BaseError, ContractFunctionRevertedError, getAddress, type Address, type Hex } from 'viem';
+import { getAddress, type Address, type Hex } from 'viem';
 import type { BlobStore } from '../blobs/index.ts';
 import type { ChainConnection, ChainPublicClient } from '../chain/clients.ts';
 import type { Relayer } from '../chain/relayer.ts';
+import { revertError } from '../chain/errors.ts';
 import { ModelProposalsAbi, ModelRegistryAbi } from '../chain/generated/contracts.ts';
 import { canonicalJson } from '../datanets/ingest/hash.ts';
 import type { DatanetService } from '../datanets/index.ts';
@@ -32,6 +31,7 @@ import type { ModelCatalog } from '../factory/models.ts';
 import { isTemplateName, type TemplateName } from '../factory/templates.ts';
 import type { JobContext, JobRow, JobRunner } from '../jobs/index.ts';
 import { sha256File } from '../serving/adapters.ts';
+import { parseSpec, specHash } from './spec.ts';
 
 // ----- metrics ---------------------------------------------------------------------------------
 
@@ -112,25 +112,16 @@ export type ProposalSpec = Static<typeof ProposalSpec>;
 
 /** Checks a specification's shape; the error names the first wrong field. */
 export function parseProposalSpec(value: unknown): ProposalSpec {
-  if (Value.Check(ProposalSpec, value)) return value as ProposalSpec;
-  const [first] = Value.Errors(ProposalSpec, value);
-  const where = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : '';
-  throw new OpenLedgerError(
-    'VALIDATION_FAILED',
-    `The proposal specification is invalid at ${where || 'spec'}: ${first?.message ?? 'unknown error'}.`,
-    {
-      hint:
-        where === 'metric'
-          ? `The metrics are: ${PROPOSAL_METRIC_NAMES.join(', ')}.`
-          : 'See docs/api.md, "Model proposals", for the specification format.',
-      details: { field: where || 'spec' },
-    },
+  return parseSpec(ProposalSpec, value, 'proposal specification', (field) =>
+    field === 'metric'
+      ? `The metrics are: ${PROPOSAL_METRIC_NAMES.join(', ')}.`
+      : 'See docs/api.md, "Model proposals", for the specification format.',
   );
 }
 
 /** sha256 (hex) of the specification's canonical JSON: what ModelProposals records. */
 export function proposalSpecHash(spec: ProposalSpec): string {
-  return createHash('sha256').update(canonicalJson(spec), 'utf8').digest('hex');
+  return specHash(spec);
 }
 
 // ----- the chain's view ------------------------------------------------------------------------
@@ -830,26 +821,4 @@ function reportView(
     createdAt: row.createdAt.toISOString(),
     report,
   };
-}
-
-/** A contract revert as an API error naming it (CONFLICT); anything else as the chain's failure. */
-export function revertError(functionName: string, error: unknown): OpenLedgerError {
-  if (error instanceof OpenLedgerError) return error;
-  const reverted =
-    error instanceof BaseError
-      ? error.walk((e) => e instanceof ContractFunctionRevertedError)
-      : null;
-  const name =
-    reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
-  if (name)
-    return new OpenLedgerError(
-      'CONFLICT',
-      `${functionName} was refused on-chain: ${name}${reverted instanceof ContractFunctionRevertedError && reverted.data?.args ? `(${reverted.data.args.map(String).join(', ')})` : ''}.`,
-      { details: { revert: name }, cause: error },
-    );
-  return new OpenLedgerError(
-    'CHAIN_UNAVAILABLE',
-    `${functionName} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
-    { cause: error },
-  );
 }

@@ -8,6 +8,7 @@ import {
   type SigningContext,
 } from '../../src/datanets/index.ts';
 import { canonicalJson, type RowContent } from '../../src/datanets/ingest/index.ts';
+import { permitTypedData } from '../../src/payments/typed-data.ts';
 import { call, signIn, type Answer } from './http.ts';
 
 /** Drives datanet flows over HTTP as a wallet would: sign in, sign each action, send it. */
@@ -29,6 +30,34 @@ export class DatanetActor {
       token: await this.session(),
       ...(body === undefined ? {} : { body }),
     });
+  }
+
+  /**
+   * Test OPEN from the faucet, then `amount` of it deposited into the inference escrow with a
+   * signed permit (the node relays it): the faucet's and the deposit's answers.
+   */
+  async fundEscrow(amount: bigint): Promise<{ faucet: Answer; deposit: Answer }> {
+    const faucet = await this.call('POST', '/api/faucet', {});
+    const info = await this.call('GET', '/api/escrow');
+    const deadline = BigInt(Math.floor(Date.now() / 1000) + 3600);
+    const signature = await this.account.signTypedData(
+      permitTypedData({
+        chainId: info.body.chainId,
+        token: info.body.token,
+        escrow: info.body.escrow,
+        owner: this.account.address,
+        value: amount,
+        nonce: BigInt(info.body.tokenNonce),
+        deadline,
+      }),
+    );
+    const deposit = await this.call('POST', '/api/escrow/deposit', {
+      owner: this.account.address,
+      amount: amount.toString(),
+      deadline: deadline.toString(),
+      signature,
+    });
+    return { faucet, deposit };
   }
 
   async signing(): Promise<SigningContext> {

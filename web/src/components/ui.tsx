@@ -205,3 +205,25 @@ export function Modal({
     </div>
   );
 }
+
+/** One figure of a `<dl className="stats">`: its label, its text, and its raw value for tests. */
+export function Stat({
+  label,
+  children,
+  testId,
+  value,
+}: {
+  label: string;
+  children: ReactNode;
+  testId?: string;
+  value?: string;
+}) {
+  return (
+    <div>
+      <dt>{label}</dt>
+      <dd data-testid={testId} data-value={value}>
+        {children}
+      </dd>
+    </div>
+  );
+}

@@ -40,3 +40,8 @@ export function formatDate(iso: string | null | undefined): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : dateFormat.format(d);
 }
+
+/** A chain time (Unix seconds) as a date and time. */
+export function formatUnixTime(seconds: number): string {
+  return formatDate(new Date(seconds * 1000).toISOString());
+}

@@ -4,10 +4,10 @@
 // parameter changes (each call from POST /api/governance/encode, then Governor.propose); and the
 // proposals (GET /api/governance/proposals) with vote, queue and execute. Every wallet action is
 // a transaction the wallet sends (lib/chain.ts), as `openledger gov` does.
-import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { getAddress, isAddress } from 'viem';
 import { PageHeader } from '../../components/PageHeader';
-import { Badge, Card, Spinner } from '../../components/ui';
+import { Badge, Card, Spinner, Stat } from '../../components/ui';
 import { ApiError } from '../../lib/api';
 import { useAuth } from '../../lib/auth';
 import {
@@ -18,7 +18,7 @@ import {
   StakedOpenAbi,
   useChainWallet,
 } from '../../lib/chain';
-import { formatDate, formatDuration } from '../../lib/format';
+import { formatDuration, formatUnixTime as at } from '../../lib/format';
 import { useNode } from '../../lib/node';
 import { useNotify } from '../../lib/notify';
 import { ActionStep, Hash, SignInNotice, useAction } from '../datanets/common';
@@ -47,31 +47,8 @@ const stateTone: Record<ProposalState, 'ok' | 'fail' | 'neutral' | 'info' | 'war
   executed: 'ok',
 };
 
-const at = (seconds: number) => formatDate(new Date(seconds * 1000).toISOString());
-
 function invalid(message: string): ApiError {
   return new ApiError({ status: 0, code: 'VALIDATION_FAILED', message });
-}
-
-function Item({
-  label,
-  children,
-  testId,
-  value,
-}: {
-  label: string;
-  children: ReactNode;
-  testId?: string;
-  value?: string;
-}) {
-  return (
-    <div>
-      <dt>{label}</dt>
-      <dd data-testid={testId} data-value={value}>
-        {children}
-      </dd>
-    </div>
-  );
 }
 
 function Parameters({ overview }: { overview: GovernanceOverview }) {
@@ -80,40 +57,40 @@ function Parameters({ overview }: { overview: GovernanceOverview }) {
   return (
     <Card title="Protocol parameters" testId="gov-parameters">
       <dl className="stats">
-        <Item
+        <Stat
           label="Default split (owner / stakers / contributors)"
           testId="gov-param-split"
           value={`${split.owner}/${split.stakers}/${split.contributors}`}
         >
           {splitText(split)}
-        </Item>
-        <Item
+        </Stat>
+        <Stat
           label="Minimum agent stake"
           testId="gov-param-min-agent-stake"
           value={p.agents.minStake}
         >
           {openText(p.agents.minStake)}
-        </Item>
-        <Item label="Agent unbonding">{formatDuration(p.agents.unbondingSeconds)}</Item>
+        </Stat>
+        <Stat label="Agent unbonding">{formatDuration(p.agents.unbondingSeconds)}</Stat>
         {p.epochs && (
-          <Item
+          <Stat
             label="Fee epoch length"
             testId="gov-param-epoch-length"
             value={String(p.epochs.lengthSeconds)}
           >
             {formatDuration(p.epochs.lengthSeconds)}
             {p.epochs.next &&
-              ` (${formatDuration(p.epochs.next.lengthSeconds)} from epoch ${p.epochs.next.fromEpoch}, ${formatDate(new Date(p.epochs.next.start * 1000).toISOString())})`}
-          </Item>
+              ` (${formatDuration(p.epochs.next.lengthSeconds)} from epoch ${p.epochs.next.fromEpoch}, ${at(p.epochs.next.start)})`}
+          </Stat>
         )}
-        <Item label="Minimum model stake">{openText(p.modelStaking.minStake)}</Item>
-        <Item
+        <Stat label="Minimum model stake">{openText(p.modelStaking.minStake)}</Stat>
+        <Stat
           label="Penalty threshold"
           testId="gov-param-penalty-threshold"
           value={p.contributionPenalties?.penaltyThreshold}
         >
           {p.contributionPenalties ? p.contributionPenalties.penaltyThreshold : '—'}
-        </Item>
+        </Stat>
       </dl>
       <p className="muted small">
         A model published without a split of its own gets the default split. Agents: a challenge
@@ -126,11 +103,11 @@ function Parameters({ overview }: { overview: GovernanceOverview }) {
       </p>
       <h3 style={{ marginTop: 16 }}>Governor</h3>
       <dl className="stats" data-testid="gov-settings">
-        <Item label="Voting delay">{formatDuration(s.votingDelaySeconds)}</Item>
-        <Item label="Voting period">{formatDuration(s.votingPeriodSeconds)}</Item>
-        <Item label="Timelock delay">{formatDuration(s.timelockDelaySeconds)}</Item>
-        <Item label="Proposal threshold">{openText(s.proposalThreshold)}</Item>
-        <Item label="Quorum">{s.quorumPercent}% of all votes</Item>
+        <Stat label="Voting delay">{formatDuration(s.votingDelaySeconds)}</Stat>
+        <Stat label="Voting period">{formatDuration(s.votingPeriodSeconds)}</Stat>
+        <Stat label="Timelock delay">{formatDuration(s.timelockDelaySeconds)}</Stat>
+        <Stat label="Proposal threshold">{openText(s.proposalThreshold)}</Stat>
+        <Stat label="Quorum">{s.quorumPercent}% of all votes</Stat>
       </dl>
       <p className="muted small">
         Votes: {openText(s.supply.staked)} staked (gOPEN) and {openText(s.supply.contribution)}{' '}
@@ -173,25 +150,25 @@ function Power({
   return (
     <Card title="Your voting power" testId="gov-power">
       <dl className="stats">
-        <Item label="Votes" testId="gov-votes" value={power.votes}>
+        <Stat label="Votes" testId="gov-votes" value={power.votes}>
           {openText(power.votes)}
-        </Item>
-        <Item label="gOPEN (staked OPEN)" testId="gov-staked" value={power.staked.balance}>
+        </Stat>
+        <Stat label="gOPEN (staked OPEN)" testId="gov-staked" value={power.staked.balance}>
           {openText(power.staked.balance)}
-        </Item>
-        <Item
+        </Stat>
+        <Stat
           label="Contribution votes"
           testId="gov-contribution"
           value={power.contribution.balance}
         >
           {openText(power.contribution.balance)}
-        </Item>
-        <Item label="To sync" testId="gov-pending" value={power.contribution.pending}>
+        </Stat>
+        <Stat label="To sync" testId="gov-pending" value={power.contribution.pending}>
           {openText(power.contribution.pending)}
-        </Item>
-        <Item label="OPEN in the wallet" testId="gov-open" value={power.open}>
+        </Stat>
+        <Stat label="OPEN in the wallet" testId="gov-open" value={power.open}>
           {openText(power.open)}
-        </Item>
+        </Stat>
       </dl>
       <p className="muted small">
         gOPEN votes are delegated to {delegateText(power.staked.delegate)} (

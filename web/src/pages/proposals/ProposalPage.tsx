@@ -5,10 +5,10 @@
 // challenge a submission with the bond, claim after the window, take funding back from a
 // refundable proposal, and cancel it (its creator, while open) — each a wallet transaction, as
 // `openledger proposal` sends them.
-import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { sha256, stringToHex, type Address } from 'viem';
 import { PageHeader } from '../../components/PageHeader';
-import { Badge, Card, Spinner } from '../../components/ui';
+import { Badge, Card, Spinner, Stat } from '../../components/ui';
 import {
   ApiError,
   datanetsApi,
@@ -25,7 +25,7 @@ import {
   requireContract,
   useChainWallet,
 } from '../../lib/chain';
-import { formatDate } from '../../lib/format';
+import { formatDate, formatUnixTime as at } from '../../lib/format';
 import { useNode } from '../../lib/node';
 import { useNotify } from '../../lib/notify';
 import { Link } from '../../lib/router';
@@ -42,28 +42,7 @@ import {
   type ModelProposal,
   type ProposalReport,
 } from './api';
-import { at, datanetText, fundingText, ProposalStatus, untilText } from './ProposalsPage';
-
-function Item({
-  label,
-  children,
-  testId,
-  value,
-}: {
-  label: string;
-  children: ReactNode;
-  testId?: string;
-  value?: string;
-}) {
-  return (
-    <div>
-      <dt>{label}</dt>
-      <dd data-testid={testId} data-value={value}>
-        {children}
-      </dd>
-    </div>
-  );
-}
+import { datanetText, fundingText, ProposalStatus, untilText } from './ProposalsPage';
 
 /** What the wallet may do now, by the proposal's state and the chain's clock. */
 function allowed(p: ModelProposal, now: number | null, me: string | null, myFunding: bigint) {
@@ -104,19 +83,19 @@ function EvaluationResult({ job }: { job: EvaluationJob }) {
       {r && (
         <>
           <dl className="stats" data-testid="proposal-eval-report" data-meets={String(r.meetsBar)}>
-            <Item label={`Model ${r.modelId}: ${r.metric}`} testId="proposal-eval-value">
+            <Stat label={`Model ${r.modelId}: ${r.metric}`} testId="proposal-eval-value">
               {metricText(r.value)}
-            </Item>
-            <Item label="Base model alone">
+            </Stat>
+            <Stat label="Base model alone">
               {r.baseValue === null ? '—' : metricText(r.baseValue)}
-            </Item>
-            <Item label="Bar">{barText(r)}</Item>
-            <Item label="Bar met">
+            </Stat>
+            <Stat label="Bar">{barText(r)}</Stat>
+            <Stat label="Bar met">
               <Badge tone={r.meetsBar ? 'ok' : 'fail'}>{r.meetsBar ? 'yes' : 'no'}</Badge>
-            </Item>
-            <Item label="Rows (tokens scored)">
+            </Stat>
+            <Stat label="Rows (tokens scored)">
               {r.rows} ({r.targets})
-            </Item>
+            </Stat>
           </dl>
           <p className="small">{r.message}</p>
           <dl className="kv small">
@@ -395,22 +374,22 @@ export function ProposalPage({ id }: { id: number }) {
         }
       >
         <dl className="stats">
-          <Item label="Status">
+          <Stat label="Status">
             <ProposalStatus proposal={p} />
-          </Item>
-          <Item label="Funded / minimum" testId="proposal-funded" value={p.funded}>
+          </Stat>
+          <Stat label="Funded / minimum" testId="proposal-funded" value={p.funded}>
             {fundingText(p)}
-          </Item>
-          <Item label="Bar" testId="proposal-bar-value" value={p.bar}>
+          </Stat>
+          <Stat label="Bar" testId="proposal-bar-value" value={p.bar}>
             {barText(p)}
-          </Item>
-          <Item label="Deadline (chain time)" testId="proposal-deadline-value">
+          </Stat>
+          <Stat label="Deadline (chain time)" testId="proposal-deadline-value">
             {at(p.deadline)} {untilText(p.deadline, now)}
-          </Item>
+          </Stat>
           {address && (
-            <Item label="Your funding" testId="proposal-my-funding" value={myFunding.toString()}>
+            <Stat label="Your funding" testId="proposal-my-funding" value={myFunding.toString()}>
               {openText(myFunding.toString())}
-            </Item>
+            </Stat>
           )}
         </dl>
         <dl className="kv small">

@@ -12,7 +12,7 @@ import { Badge, Card, Spinner } from '../../components/ui';
 import { ApiError, datanetsApi, type DatanetSummary } from '../../lib/api';
 import { useAuth } from '../../lib/auth';
 import { approveOpen, chainNow, ModelProposalsAbi, useChainWallet } from '../../lib/chain';
-import { formatDate, formatDuration } from '../../lib/format';
+import { formatDuration, formatUnixTime as at } from '../../lib/format';
 import { useNode } from '../../lib/node';
 import { useNotify } from '../../lib/notify';
 import { Link, useRouter } from '../../lib/router';
@@ -34,7 +34,6 @@ import {
 } from './api';
 
 /** A time the chain decides (Unix seconds) as a date. */
-export const at = (seconds: number) => formatDate(new Date(seconds * 1000).toISOString());
 
 /** `(in 2d 3h)` or `(passed)` against the chain's clock; empty when it is not known. */
 export function untilText(seconds: number, now: number | null): string {
